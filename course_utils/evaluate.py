@@ -1,0 +1,115 @@
+"""How good is a representation? Features, weighted kNN, linear probe, label fractions.
+
+The kNN classifier is the one of InstDisc (Wu et al. 2018) used by lightly's benchmarks:
+cosine similarity to every training feature, the k = 200 nearest vote for their class with
+weight exp(similarity / 0.1).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .augment import eval_transform
+from .data import ImageArrays, ImageDataset, label_fraction
+from .runtime import get_device
+
+
+@torch.no_grad()
+def extract_features(encoder: nn.Module, data: ImageArrays, transform=None,
+                     batch_size: int = 512, device: torch.device | None = None,
+                     num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """h for every image of ``data`` (eval mode, no augmentation): (N, D) and (N,) on the CPU."""
+    device = device or get_device()
+    loader = DataLoader(ImageDataset(data, transform or eval_transform()),
+                        batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    was_training = encoder.training
+    encoder.eval()
+    feats, labels = [], []
+    for x, y in loader:
+        feats.append(encoder(x.to(device)).float().cpu())
+        labels.append(y)
+    encoder.train(was_training)
+    return torch.cat(feats), torch.cat(labels)
+
+
+@torch.no_grad()
+def knn_predict(train_feats: torch.Tensor, train_labels: torch.Tensor,
+                test_feats: torch.Tensor, num_classes: int, k: int = 200,
+                temperature: float = 0.1, chunk_size: int = 1024) -> torch.Tensor:
+    """Weighted kNN class predictions (N_test,) from cosine similarities."""
+    bank = F.normalize(train_feats.float(), dim=1)
+    k = min(k, len(bank))
+    preds = []
+    for start in range(0, len(test_feats), chunk_size):
+        query = F.normalize(test_feats[start:start + chunk_size].float(), dim=1)
+        sims, idx = (query @ bank.T).topk(k, dim=1)               # (n, k)
+        weights = (sims / temperature).exp()                       # (n, k)
+        votes = torch.zeros(len(query), num_classes)
+        votes.scatter_add_(1, train_labels[idx].long(), weights)   # sum weights per class
+        preds.append(votes.argmax(dim=1))
+    return torch.cat(preds)
+
+
+def knn_accuracy(train_feats, train_labels, test_feats, test_labels, k: int = 200,
+                 temperature: float = 0.1, num_classes: int | None = None) -> float:
+    """Top-1 accuracy (0..1) of the weighted kNN classifier."""
+    num_classes = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
+    preds = knn_predict(train_feats, train_labels, test_feats, num_classes, k, temperature)
+    return (preds == test_labels).float().mean().item()
+
+
+def linear_probe(train_feats, train_labels, test_feats, test_labels, epochs: int = 100,
+                 lr: float = 1e-2, weight_decay: float = 1e-4, batch_size: int = 1024,
+                 num_classes: int | None = None, seed: int = 0,
+                 device: torch.device | None = None) -> float:
+    """Accuracy (0..1) of a linear classifier trained on frozen, standardised features."""
+    device = device or get_device()
+    num_classes = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
+    mean, std = train_feats.mean(0), train_feats.std(0) + 1e-6
+    xtr = ((train_feats - mean) / std).to(device)
+    xte = ((test_feats - mean) / std).to(device)
+    ytr = train_labels.long().to(device)
+    gen = torch.Generator().manual_seed(seed)
+    clf = nn.Linear(xtr.shape[1], num_classes).to(device)
+    opt = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = max(1, int(np.ceil(len(xtr) / batch_size)))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
+    for _ in range(epochs):
+        order = torch.randperm(len(xtr), generator=gen).to(device)
+        for start in range(0, len(xtr), batch_size):
+            idx = order[start:start + batch_size]
+            loss = F.cross_entropy(clf(xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        return (clf(xte).argmax(1).cpu() == test_labels).float().mean().item()
+
+
+def label_fraction_table(train_feats, train_labels, test_feats, test_labels,
+                         fractions=(0.01, 0.1, 1.0), seed: int = 0, **probe_kwargs) -> dict:
+    """Linear-probe accuracy when only a fraction of the training labels is known."""
+    table = {}
+    for fraction in fractions:
+        idx = torch.from_numpy(label_fraction(train_labels.numpy(), fraction, seed))
+        table[fraction] = linear_probe(train_feats[idx], train_labels[idx], test_feats,
+                                       test_labels, seed=seed, **probe_kwargs)
+    return table
+
+
+def evaluate_encoder(encoder: nn.Module, train: ImageArrays, test: ImageArrays,
+                     linear: bool = True, device: torch.device | None = None,
+                     **probe_kwargs) -> dict:
+    """kNN (k=200, t=0.1) and, optionally, linear-probe accuracy of ``encoder``'s h."""
+    device = device or get_device()
+    ftr, ytr = extract_features(encoder, train, device=device)
+    fte, yte = extract_features(encoder, test, device=device)
+    result = {"knn": knn_accuracy(ftr, ytr, fte, yte, num_classes=train.num_classes)}
+    if linear:
+        result["linear"] = linear_probe(ftr, ytr, fte, yte, num_classes=train.num_classes,
+                                        device=device, **probe_kwargs)
+    return result
