@@ -1,0 +1,70 @@
+"""Run a master notebook's code outside Jupyter (benchmarks and GPU runs only).
+
+Benchmarks must measure the notebook's own code, not a copy of it, and the GPU machine
+has PyTorch but no Jupyter. This module executes a master notebook's code cells in order
+in one namespace: IPython magics and shell lines are dropped, figures are saved instead of
+shown, and each cell's wall-clock time is recorded.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "autograder" / "source"
+
+
+def master_path(assignment: str) -> Path:
+    return SOURCE / assignment / f"{assignment}.ipynb"
+
+
+def code_cells(assignment: str) -> list[dict]:
+    """The master's code cells, each with its source and nbgrader metadata."""
+    nb = json.loads(master_path(assignment).read_text())
+    cells = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        # IPython-only lines (%magic, !shell) have no meaning here.
+        lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        cells.append({"source": "\n".join(lines), "nbgrader": cell["metadata"].get("nbgrader", {})})
+    return cells
+
+
+def run_cells(assignment: str, until_last_solution: bool = False, skip_tests: bool = False,
+              figure_dir: Path | None = None, verbose: bool = True) -> tuple[dict, list[float]]:
+    """Execute the master's code cells; return the namespace and per-cell seconds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = code_cells(assignment)
+    if until_last_solution:
+        last = max(i for i, c in enumerate(cells) if c["nbgrader"].get("solution"))
+        cells = cells[:last + 1]
+    saved = [0]
+
+    def save_figures(*_, **__):
+        for num in plt.get_fignums():
+            if figure_dir is not None:
+                figure_dir.mkdir(parents=True, exist_ok=True)
+                plt.figure(num).savefig(figure_dir / f"fig{saved[0]:02d}.png", dpi=80)
+                saved[0] += 1
+            plt.close(num)
+
+    plt.show = save_figures
+    namespace = {"__name__": "__main__", "display": print}
+    seconds = []
+    for i, cell in enumerate(cells):
+        if skip_tests and cell["nbgrader"].get("grade"):
+            seconds.append(0.0)
+            continue
+        t0 = time.perf_counter()
+        exec(compile(cell["source"], f"<{assignment} cell {i}>", "exec"), namespace)
+        save_figures()
+        seconds.append(time.perf_counter() - t0)
+        if verbose:
+            print(f"[cell {i:2d}] {seconds[-1]:7.2f} s", flush=True)
+    return namespace, seconds
