@@ -215,7 +215,8 @@ def _load_tar(path: Path, split: str) -> ImageArrays:
     cache = data_dir() / "cache" / f"{path.name.split('.')[0]}-{split}-{key.hexdigest()[:10]}.npz"
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:
-            return ImageArrays(z["images"], z["labels"], list(z["classes"]), f"folder:{path.name}")
+            classes = [str(c) for c in z["classes"]]  # plain str, not numpy.str_
+            return ImageArrays(z["images"], z["labels"], classes, f"folder:{path.name}")
     with tarfile.open(path) as tar:
         members = {m.name: m for m in tar.getmembers() if m.isfile()}
         entries = _folder_entries(list(members), split)
