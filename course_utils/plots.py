@@ -1,0 +1,294 @@
+"""The figures every notebook draws: augmentations, image grids, losses, embeddings, etc.
+
+Each function draws with matplotlib and returns the :class:`~matplotlib.figure.Figure`.
+Those that take ``ax=`` draw into an existing axes (and return its figure), so several
+plots can share one figure. In a notebook, end the line with ``;`` (or assign the result)
+so that Jupyter does not show the returned figure a second time.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .augment import denormalize
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _numpy(x) -> np.ndarray:
+    if torch.is_tensor(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _new_axes(ax, figsize):
+    """(fig, ax): ``ax``'s figure, or a new figure with one axes."""
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return fig, ax
+
+
+def _as_hwc(image) -> np.ndarray:
+    """One image (tensor CHW in [0, 1], array HWC uint8/float, or PIL) as HWC float in [0, 1]."""
+    if torch.is_tensor(image):
+        image = image.detach().cpu().float()
+        if image.ndim == 3 and image.shape[0] in (1, 3):
+            image = image.permute(1, 2, 0)
+        return image.clamp(0, 1).numpy()
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255
+    return np.clip(image.astype(np.float32), 0, 1)
+
+
+def _show(ax, image, title: str | None = None, fontsize: int = 8):
+    image = _as_hwc(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+
+
+def _view_for_display(view):
+    """A transform's output ready for :func:`_show`: undo the normalisation of tensors."""
+    if torch.is_tensor(view):
+        return denormalize(view.detach().cpu().float())
+    return view  # a PIL image (or an array) is shown as it is
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` values (fewer at the start); same length."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return values
+    csum = np.cumsum(np.insert(values, 0, 0.0))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(0, ends - window)
+    return (csum[ends] - csum[starts]) / (ends - starts)
+
+
+# ---------------------------------------------------------------------------- images
+
+def show_augmentations(arrays, transform, n_images: int = 6, n_views: int = 4, seed: int = 0):
+    """One row per image: the original, then ``n_views`` outputs of ``transform``.
+
+    ``arrays`` is an :class:`~course_utils.data.ImageArrays`; ``transform`` maps a PIL image
+    to a normalised tensor (shown through :func:`~course_utils.augment.denormalize`) or to
+    a PIL image (shown as it is). Images come from different classes where possible; the
+    views are drawn under ``seed`` without disturbing the global random state.
+    """
+    rng = np.random.default_rng(seed)
+    n_images = min(n_images, len(arrays))
+    first_of_class = [int(rng.choice(np.flatnonzero(arrays.labels == c)))
+                      for c in rng.permutation(np.unique(arrays.labels))]
+    chosen = set(first_of_class)
+    rest = [int(i) for i in rng.permutation(len(arrays)) if i not in chosen]
+    indices = (first_of_class + rest)[:n_images]
+
+    cols = 1 + n_views
+    fig, axes = plt.subplots(n_images, cols, figsize=(1.5 * cols, 1.5 * n_images + 0.3),
+                             squeeze=False, layout="constrained")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for row, i in enumerate(indices):
+            image = arrays.pil(i)
+            _show(axes[row, 0], image)
+            axes[row, 0].set_ylabel(arrays.classes[arrays.labels[i]], fontsize=9)
+            for col in range(1, cols):
+                _show(axes[row, col], _view_for_display(transform(image)))
+    axes[0, 0].set_title("original", fontsize=9)
+    for col in range(1, cols):
+        axes[0, col].set_title(f"view {col}", fontsize=9)
+    fig.suptitle(f"{n_views} random augmentations of each image", fontsize=10)
+    return fig
+
+
+def image_grid(images, nrow: int = 8, titles: Sequence[str] | None = None,
+               title: str | None = None):
+    """Images in a grid, ``nrow`` per row.
+
+    ``images``: a uint8 array (N, H, W, 3) (e.g. ``ImageArrays.images``) or a float tensor
+    (N, C, H, W) with values in [0, 1]. ``titles`` names each image.
+    """
+    if torch.is_tensor(images):
+        if images.ndim != 4:
+            raise ValueError(f"expected a tensor (N, C, H, W), got shape {tuple(images.shape)}")
+    else:
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ValueError(f"expected an array (N, H, W, C), got shape {images.shape}")
+    n = len(images)
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{len(titles)} titles for {n} images")
+    cols = max(1, min(nrow, n))
+    rows = max(1, int(np.ceil(n / cols)))
+    height = 1.2 * rows + (0.25 * rows if titles is not None else 0) + (0.3 if title else 0)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, height), squeeze=False,
+                             layout="constrained")
+    for k, ax in enumerate(axes.flat):
+        if k < n:
+            _show(ax, images[k], titles[k] if titles is not None else None)
+        else:
+            fig.delaxes(ax)  # unused cells of the last row
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------------------- training
+
+def _loss_values(history) -> list[float]:
+    """Per-step losses of a History (anything with ``.loss``) or a sequence of numbers."""
+    values = history.loss if hasattr(history, "loss") else history
+    return [float(v) for v in values]
+
+
+def plot_losses(histories, title: str | None = None, ax=None):
+    """Loss per step: the raw curve, faint, and its moving average.
+
+    ``histories``: a :class:`~course_utils.train.History`, a list of floats, or a dict
+    ``name -> either`` to compare runs (one colour per run, named in the legend).
+    """
+    fig, ax = _new_axes(ax, (6, 3.5))
+    runs = histories.items() if isinstance(histories, Mapping) else [(None, histories)]
+    for k, (name, history) in enumerate(runs):
+        loss = _loss_values(history)
+        if not loss:
+            continue
+        steps = np.arange(1, len(loss) + 1)
+        window = max(1, len(loss) // 20)
+        colour = f"C{k % 10}"
+        ax.plot(steps, loss, color=colour, alpha=0.25, linewidth=1)
+        label = name if name is not None else f"moving average ({window} steps)"
+        ax.plot(steps, moving_average(loss, window), color=colour, linewidth=2, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=9)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------- representations
+
+def _pca_2d(feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Projection on the two first principal components, and their share of the variance."""
+    centred = feats - feats.mean(dim=0, keepdim=True)                 # (N, D)
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)         # vh: (min(N, D), D)
+    points = centred @ vh[:2].T                                       # (N, <=2)
+    if points.shape[1] < 2:                                          # one feature: pad
+        points = torch.cat([points, torch.zeros(len(points), 2 - points.shape[1])], dim=1)
+    variance = s ** 2
+    share = (variance[:2] / variance.sum().clamp_min(1e-12)).tolist() + [0.0, 0.0]
+    return points.numpy(), np.array(share[:2])
+
+
+def _tsne_2d(feats: torch.Tensor, seed: int = 0) -> np.ndarray:
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError as err:
+        raise ImportError("method='tsne' needs scikit-learn (pip install scikit-learn); "
+                          "use method='pca' instead, which needs nothing more.") from err
+    perplexity = float(min(30, max(2, (len(feats) - 1) // 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca",
+                random_state=seed).fit_transform(feats.numpy())
+
+
+def plot_embedding_2d(feats, labels, classes: Sequence[str] | None = None,
+                      method: str = "pca", title: str | None = None, ax=None):
+    """Features (N, D) projected to 2-D (PCA, or t-SNE with scikit-learn), coloured by class."""
+    feats = torch.as_tensor(_numpy(feats)).float().reshape(len(feats), -1)   # (N, D)
+    labels = _numpy(labels).astype(np.int64).reshape(-1)                     # (N,)
+    if len(labels) != len(feats):
+        raise ValueError(f"{len(feats)} feature vectors but {len(labels)} labels")
+    if method == "pca":
+        points, share = _pca_2d(feats)
+        axis_names = [f"PC {i + 1} ({100 * v:.0f}% of variance)" for i, v in enumerate(share)]
+    elif method == "tsne":
+        points = _tsne_2d(feats)
+        axis_names = ["t-SNE 1", "t-SNE 2"]
+    else:
+        raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+
+    fig, ax = _new_axes(ax, (6, 4.5))
+    present = np.unique(labels)
+    cmap = plt.get_cmap("tab10" if len(present) <= 10 else "tab20")
+    size = 12 if len(labels) <= 2000 else 4
+    for k, c in enumerate(present):
+        name = classes[c] if classes is not None and c < len(classes) else str(c)
+        at = labels == c
+        ax.scatter(points[at, 0], points[at, 1], s=size, alpha=0.7, color=cmap(k % cmap.N),
+                   label=name, linewidths=0)
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, markerscale=2,
+              frameon=False)
+    ax.set_title(title or f"{method.upper() if method == 'pca' else 't-SNE'} of the "
+                          f"representation ({len(labels)} images)")
+    return fig
+
+
+def plot_similarity_matrix(sim, title: str | None = None, ax=None,
+                           tick_labels: Sequence[str] | None = None):
+    """A similarity matrix as a heatmap (red positive, blue negative, white 0).
+
+    Cosine similarities use the fixed range [-1, 1]; larger values widen it symmetrically.
+    Small matrices (up to 12 x 12) also print each value.
+    """
+    sim = _numpy(sim).astype(np.float64)
+    if sim.ndim != 2:
+        raise ValueError(f"expected a 2-D matrix, got shape {sim.shape}")
+    finite = sim[np.isfinite(sim)]
+    largest = float(np.abs(finite).max()) if finite.size else 0.0
+    limit = 1.0 if largest <= 1 + 1e-4 else largest   # cosine: [-1, 1] despite rounding
+    fig, ax = _new_axes(ax, (5, 4.2))
+    image = ax.imshow(sim, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("cosine similarity" if limit == 1.0 else "similarity")
+    if tick_labels is not None:
+        ax.set_xticks(range(sim.shape[1]), tick_labels[:sim.shape[1]], rotation=90, fontsize=8)
+        ax.set_yticks(range(sim.shape[0]), tick_labels[:sim.shape[0]], fontsize=8)
+    if max(sim.shape) <= 12:
+        for (i, j), value in np.ndenumerate(sim):
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if abs(value) > 0.6 * limit else "black")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_accuracy_bars(results: Mapping[str, float], title: str | None = None, ax=None,
+                       chance: float | None = None):
+    """Horizontal bars, one per entry of ``results`` (accuracies in 0..1), the value printed
+    on each bar in percent; ``chance`` draws the chance level as a dashed line."""
+    names = list(results)
+    values = np.array([float(results[n]) for n in names])
+    if np.any((values < 0) | (values > 1)) or not np.all(np.isfinite(values)):
+        raise ValueError(f"accuracies must be in 0..1 (divide percentages by 100): {results}")
+    fig, ax = _new_axes(ax, (6, 0.5 * len(names) + 1.2))
+    bars = ax.barh(range(len(names)), 100 * values, color=[f"C{k % 10}" for k in range(len(names))])
+    ax.bar_label(bars, labels=[f"{100 * v:.1f}%" for v in values], padding=3, fontsize=9)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()  # first entry on top
+    ax.set_xlim(0, 110)
+    ax.set_xlabel("accuracy (%)")
+    if chance is not None:
+        ax.axvline(100 * chance, color="gray", linestyle="--", linewidth=1)
+        ax.text(100 * chance, 1.01, "chance", transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=8, color="gray")
+    if title:
+        ax.set_title(title, pad=14 if chance is not None else 6)
+    return fig
