@@ -1,0 +1,123 @@
+"""course_utils.runtime: run mode, pick, device, seeding, banner, Colab detection."""
+import random
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import runtime
+
+
+@pytest.fixture
+def env(course_env):
+    course_env.setattr(torch.cuda, "is_available", lambda: False)
+    return course_env
+
+
+def test_run_mode_defaults_to_fast_on_cpu_and_full_with_cuda(env):
+    assert runtime.run_mode() == "fast"
+    env.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.run_mode() == "full"
+
+
+def test_course_fast_forces_fast_even_with_cuda(env):
+    env.setattr(torch.cuda, "is_available", lambda: True)
+    env.setenv("COURSE_FAST", "1")
+    assert runtime.run_mode() == "fast"
+    env.setenv("COURSE_FAST", "0")
+    assert runtime.run_mode() == "full"
+
+
+def test_course_mode_beats_course_fast(env):
+    env.setenv("COURSE_FAST", "1")
+    env.setenv("COURSE_MODE", "full")
+    assert runtime.run_mode() == "full"
+    env.setenv("COURSE_MODE", " Grading ")
+    assert runtime.run_mode() == "grading"
+
+
+def test_nbgrader_execution_beats_course_mode(env):
+    env.setenv("COURSE_MODE", "full")
+    env.setenv("COURSE_FAST", "1")
+    env.setenv("NBGRADER_EXECUTION", "autograde")
+    assert runtime.run_mode() == "grading"
+    assert runtime.is_grading()
+
+
+def test_invalid_course_mode_raises(env):
+    env.setenv("COURSE_MODE", "turbo")
+    with pytest.raises(ValueError, match="turbo"):
+        runtime.run_mode()
+
+
+def test_pick_by_mode_and_grading_falls_back_to_fast(env):
+    assert runtime.pick(full=1, fast=2, grading=3, mode="full") == 1
+    assert runtime.pick(full=1, fast=2, grading=3, mode="fast") == 2
+    assert runtime.pick(full=1, fast=2, grading=3, mode="grading") == 3
+    assert runtime.pick(full=1, fast=2, mode="grading") == 2
+    env.setenv("NBGRADER_EXECUTION", "1")
+    assert runtime.pick(full=1, fast=2) == 2
+    assert runtime.pick(full=1, fast=2, grading=0) == 0  # a falsy value is still a choice
+
+
+def test_get_device_prefers_cuda_then_mps_then_cpu(env):
+    assert runtime.get_device() == torch.device("cpu")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None:
+        env.setattr(mps, "is_available", lambda: True)
+        assert runtime.get_device() == torch.device("mps")
+    env.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.get_device() == torch.device("cuda")
+
+
+def test_get_device_honours_course_device_and_prefer(env):
+    env.setattr(torch.cuda, "is_available", lambda: True)
+    env.setenv("COURSE_DEVICE", "cpu")
+    assert runtime.get_device() == torch.device("cpu")
+    env.delenv("COURSE_DEVICE")
+    assert runtime.get_device(prefer="cpu") == torch.device("cpu")
+
+
+def test_get_device_is_cpu_while_grading_even_with_cuda(env):
+    env.setattr(torch.cuda, "is_available", lambda: True)
+    env.setenv("NBGRADER_EXECUTION", "autograde")
+    assert runtime.get_device() == torch.device("cpu")
+
+
+def _draws():
+    return random.random(), float(np.random.rand()), float(torch.rand(()))
+
+
+def test_seed_everything_reproduces_python_numpy_and_torch():
+    gen = runtime.seed_everything(123)
+    first, from_gen = _draws(), torch.rand(3, generator=gen)
+    gen = runtime.seed_everything(123)
+    assert _draws() == first
+    assert torch.equal(torch.rand(3, generator=gen), from_gen)
+    runtime.seed_everything(124)
+    assert all(a != b for a, b in zip(_draws(), first))
+
+
+def test_num_workers_is_zero_unless_full():
+    assert runtime.num_workers("fast") == 0
+    assert runtime.num_workers("grading") == 0
+    assert runtime.num_workers("full") >= 1
+
+
+def test_banner_names_mode_device_and_data(env):
+    line = runtime.banner("shapes", mode="fast", device=torch.device("cpu"))
+    assert "mode: fast" in line and "device: cpu" in line and "data: shapes" in line
+    assert "\n" not in line
+    env.setenv("NBGRADER_EXECUTION", "1")
+    line = runtime.banner("cifar10")
+    assert "mode: grading" in line and "device: cpu" in line and "data: cifar10" in line
+    assert "local" in line
+
+
+def test_is_colab_from_environment(env):
+    env.delitem(sys.modules, "google.colab", raising=False)
+    assert not runtime.is_colab()
+    env.setenv("COLAB_RELEASE_TAG", "release-colab_20250101-060000_RC00")
+    assert runtime.is_colab()
+    assert "Colab" in runtime.banner("shapes", mode="fast", device=torch.device("cpu"))
