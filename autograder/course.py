@@ -1,0 +1,691 @@
+#!/usr/bin/env python
+"""Instructor commands for the ssl-course-kit nbgrader course (this folder).
+
+    python autograder/course.py release --all          # masters -> release/ -> notebooks/
+    python autograder/course.py check-release          # exit 1 when notebooks/ is out of date
+    python autograder/course.py collect SUBMISSIONS.zip --assignment 01_simclr_ntxent
+    python autograder/course.py autograde 01_simclr_ntxent
+    python autograder/course.py feedback 01_simclr_ntxent
+    python autograder/course.py export --to grades.csv
+    python autograder/course.py demo                   # grade the reference submissions (build/demo/)
+
+nbgrader does the work (generate_assignment, zip_collect, autograde, generate_feedback,
+export); this file adds what it lacks: copying the release into notebooks/, checking that
+copy, collecting a plain folder, and grading student by student in a subprocess each, so
+that one broken submission never stops the batch and every failure is listed with its
+reason. Run it with the project's Python (.venv/bin/python): the notebooks are graded in
+the 'python3' kernel of that same environment.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import runpy
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COURSE_DIR = Path(__file__).resolve().parent
+REPO_DIR = COURSE_DIR.parent
+NOTEBOOKS_DIR = REPO_DIR / "notebooks"
+WRONG_VARIANTS_DIR = REPO_DIR / "tests" / "submissions"
+COURSE_FILES = ("nbgrader_config.py", "lms_collector.py")  # what a copy of the course needs
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+
+
+class CourseError(RuntimeError):
+    """A step failed; the message says which and why."""
+
+
+# --------------------------------------------------------------------------------------
+# environment and nbgrader's API
+# --------------------------------------------------------------------------------------
+
+def tool_env(base: dict | None = None) -> dict:
+    """Environment for nbgrader and its kernels: this Python's tools and kernel come first.
+
+    nbgrader's gradebook runs the `alembic` executable (found on PATH), and the kernel
+    'python3' must be this environment's, even when a user-wide kernel of that name exists.
+    """
+    env = dict(os.environ if base is None else base)
+    bin_dir = os.path.dirname(sys.executable)
+    kernels = os.path.join(sys.prefix, "share", "jupyter")
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in [kernels, env.get("JUPYTER_PATH", "")] if p)
+    env.setdefault("PYTHONIOENCODING", "utf-8")
+    return env
+
+
+def use_tool_env() -> None:
+    os.environ.update(tool_env())
+
+
+def load_config(course_dir: Path):
+    """The course's nbgrader_config.py, loaded explicitly (the API does not read it)."""
+    from traitlets.config.loader import PyFileConfigLoader
+    config_file = Path(course_dir) / "nbgrader_config.py"
+    if not config_file.exists():
+        raise CourseError(f"no nbgrader_config.py in {course_dir}")
+    return PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config()
+
+
+def nbgrader_api(course_dir: Path):
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    use_tool_env()
+    config = load_config(course_dir)
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def checked(result: dict, what: str) -> dict:
+    """NbGraderAPI methods never raise: turn a failure into a loud error."""
+    if not result.get("success"):
+        raise CourseError(f"{what} failed:\n{result.get('log') or ''}\n{result.get('error') or ''}")
+    return result
+
+
+def gradebook(course_dir: Path):
+    from nbgrader.api import Gradebook
+    use_tool_env()
+    return Gradebook(f"sqlite:///{Path(course_dir) / 'gradebook.db'}")
+
+
+def source_assignments(course_dir: Path) -> list[str]:
+    """Assignments with a master notebook in source/, sorted."""
+    source = Path(course_dir) / "source"
+    if not source.is_dir():
+        return []
+    return sorted(d.name for d in source.iterdir() if d.is_dir() and any(d.glob("*.ipynb")))
+
+
+def master_notebooks(course_dir: Path, assignment: str) -> list[Path]:
+    return sorted((Path(course_dir) / "source" / assignment).glob("*.ipynb"))
+
+
+def pick_assignments(course_dir: Path, assignment: str | None) -> list[str]:
+    known = source_assignments(course_dir)
+    if assignment is None:
+        return known
+    if assignment not in known:
+        raise CourseError(f"no assignment {assignment!r} in {course_dir / 'source'} (have: {known})")
+    return [assignment]
+
+
+# --------------------------------------------------------------------------------------
+# release and check-release
+# --------------------------------------------------------------------------------------
+
+def generate(course_dir: Path, assignment: str, database: bool = True) -> list[Path]:
+    """nbgrader generate_assignment (forced); returns the student notebooks in release/.
+
+    database=False leaves the gradebook alone (a fresh one costs seconds to create).
+    """
+    api = nbgrader_api(course_dir)
+    if not database:  # what `nbgrader generate_assignment --no-db` sets
+        api.config.GenerateAssignment.no_database = True
+        api.config.SaveCells.enabled = False
+    checked(api.generate_assignment(assignment, force=True, create=True),
+            f"nbgrader generate_assignment {assignment}")
+    released = sorted((Path(course_dir) / "release" / assignment).glob("*.ipynb"))
+    if not released:
+        raise CourseError(f"generate_assignment {assignment} wrote no notebook")
+    return released
+
+
+def release(course_dir: Path, assignments: list[str], notebooks_dir: Path | None) -> list[Path]:
+    """Generate the student versions and copy them into notebooks_dir (when given)."""
+    copied = []
+    for assignment in assignments:
+        for notebook in generate(course_dir, assignment):
+            if notebooks_dir is None:
+                copied.append(notebook)
+                continue
+            Path(notebooks_dir).mkdir(parents=True, exist_ok=True)
+            target = Path(notebooks_dir) / notebook.name
+            shutil.copyfile(notebook, target)
+            copied.append(target)
+    return copied
+
+
+def copy_course(course_dir: Path, target: Path, with_release: bool = False) -> Path:
+    """A fresh copy of the course (config, collector, masters): nothing generated."""
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name in COURSE_FILES:
+        shutil.copy2(Path(course_dir) / name, target / name)
+    shutil.copytree(Path(course_dir) / "source", target / "source",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    if with_release and (Path(course_dir) / "release").is_dir():
+        shutil.copytree(Path(course_dir) / "release", target / "release")
+    return target
+
+
+def notebook_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def describe_difference(expected: dict, actual: dict) -> str:
+    """The first difference between two notebooks, in words."""
+    cells_e, cells_a = expected.get("cells", []), actual.get("cells", [])
+    for i, (e, a) in enumerate(zip(cells_e, cells_a)):
+        if e != a:
+            what = [k for k in sorted(set(e) | set(a)) if e.get(k) != a.get(k)]
+            head = "".join(e.get("source", ""))[:60].replace("\n", " ")
+            return f"cell {i} ({e.get('cell_type')}: {head!r}) differs in {', '.join(what)}"
+    if len(cells_e) != len(cells_a):
+        return f"{len(cells_a)} cells, the master gives {len(cells_e)}"
+    keys = [k for k in sorted(set(expected) | set(actual)) if expected.get(k) != actual.get(k)]
+    return f"notebook {', '.join(keys)} differ"
+
+
+def check_release(course_dir: Path, notebooks_dir: Path) -> list[str]:
+    """Regenerate every student notebook in a temp copy and compare with notebooks_dir.
+
+    nbgrader's output is byte-deterministic here, but the comparison is on the parsed
+    JSON (cells, sources, metadata, outputs), so only whitespace and key order are ignored.
+    Returns one line per problem; empty when notebooks_dir is up to date.
+    """
+    problems = []
+    expected_names = set()
+    with tempfile.TemporaryDirectory(prefix="check-release-") as tmp:
+        copy = copy_course(course_dir, Path(tmp) / "course")
+        for assignment in source_assignments(copy):
+            for fresh in generate(copy, assignment, database=False):
+                expected_names.add(fresh.name)
+                committed = Path(notebooks_dir) / fresh.name
+                if not committed.exists():
+                    problems.append(f"{committed} is missing")
+                    continue
+                difference = (notebook_json(fresh) != notebook_json(committed)
+                              and describe_difference(notebook_json(fresh), notebook_json(committed)))
+                if difference:
+                    problems.append(f"{committed} is out of date: {difference}")
+    for stray in sorted(Path(notebooks_dir).glob("*.ipynb")):
+        if stray.name not in expected_names:
+            problems.append(f"{stray} has no master in {Path(course_dir) / 'source'}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------
+# collect
+# --------------------------------------------------------------------------------------
+
+def released_notebook_names(course_dir: Path, assignment: str) -> list[str]:
+    folder = Path(course_dir) / "release" / assignment
+    if not any(folder.glob("*.ipynb")):
+        generate(course_dir, assignment)
+    return sorted(p.name for p in folder.glob("*.ipynb"))
+
+
+def check_student_id(student: str, origin: Path) -> str:
+    if not STUDENT_ID.match(student):
+        raise CourseError(f"{origin}: {student!r} is not a usable student id "
+                          "(letters, digits and . _ @ + - only)")
+    return student
+
+
+def folder_submissions(folder: Path) -> list[tuple[str, Path]]:
+    """(student, notebook) pairs of a folder: '<student>.ipynb' or '<student>/<any>.ipynb'."""
+    pairs = []
+    for path in sorted(Path(folder).rglob("*.ipynb")):
+        relative = path.relative_to(folder)
+        if ".ipynb_checkpoints" in relative.parts:
+            continue
+        if len(relative.parts) == 1:
+            pairs.append((check_student_id(path.stem, path), path))
+        elif len(relative.parts) == 2:
+            pairs.append((check_student_id(relative.parts[0], path), path))
+        else:
+            raise CourseError(f"{path}: expected <student>.ipynb or <student>/<notebook>.ipynb")
+    students = [s for s, _ in pairs]
+    duplicated = sorted({s for s in students if students.count(s) > 1})
+    if duplicated:
+        raise CourseError(f"{folder}: several notebooks for {duplicated}")
+    return pairs
+
+
+def collect_folder(course_dir: Path, folder: Path, assignment: str) -> dict[str, Path]:
+    """Copy a folder of submissions into submitted/<student>/<assignment>/<notebook>.ipynb."""
+    notebooks = released_notebook_names(course_dir, assignment)
+    if len(notebooks) != 1:
+        raise CourseError(f"{assignment} has {len(notebooks)} notebooks: collect them with zip_collect")
+    collected = {}
+    for student, path in folder_submissions(folder):
+        target = Path(course_dir) / "submitted" / student / assignment / notebooks[0]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)  # the original is never modified
+        collected[student] = target
+    return collected
+
+
+def collect_zip(course_dir: Path, archive: Path, assignment: str) -> dict[str, Path]:
+    """nbgrader zip_collect on an LMS download ('<student>_<anything>.ipynb' inside)."""
+    released_notebook_names(course_dir, assignment)  # the collector maps names onto these
+    archive_dir = Path(course_dir) / "downloaded" / assignment / "archive"
+    if archive_dir.exists():
+        shutil.rmtree(archive_dir)
+    archive_dir.mkdir(parents=True)
+    shutil.copyfile(archive, archive_dir / Path(archive).name)
+    run = subprocess.run([sys.executable, "-m", "nbgrader", "zip_collect", assignment, "--force"],
+                         cwd=course_dir, env=tool_env(), capture_output=True, text=True)
+    log = run.stdout + run.stderr
+    if run.returncode != 0:
+        raise CourseError(f"nbgrader zip_collect {assignment} failed:\n{log}")
+    collected = {}
+    for line in log.splitlines():
+        found = re.search(r"Copying to: (.*)$", line)
+        if found and "/submitted/" in found.group(1):
+            target = Path(found.group(1).strip())
+            collected[target.parent.parent.name] = target
+    for line in log.splitlines():
+        if "Skipped" in line or "did not match" in line:
+            print("  zip_collect:", line.strip())
+    return collected
+
+
+def guess_assignment(course_dir: Path, source: Path) -> str:
+    known = source_assignments(course_dir)
+    names = {nb.stem: a for a in known for nb in master_notebooks(course_dir, a)}
+    hits = {a for stem, a in names.items() if stem in str(source)}
+    if len(hits) == 1:
+        return hits.pop()
+    if len(known) == 1:
+        return known[0]
+    raise CourseError(f"which assignment is {source}? say it with --assignment (one of {known})")
+
+
+def collect(course_dir: Path, source: Path, assignment: str | None = None) -> dict[str, Path]:
+    source = Path(source)
+    if not source.exists():
+        raise CourseError(f"{source} does not exist")
+    assignment = assignment or guess_assignment(course_dir, source)
+    pick_assignments(course_dir, assignment)
+    if source.is_dir():
+        return collect_folder(course_dir, source, assignment)
+    if source.suffix in (".zip", ".gz"):
+        return collect_zip(course_dir, source, assignment)
+    raise CourseError(f"{source}: expected a folder of .ipynb files or a .zip")
+
+
+# --------------------------------------------------------------------------------------
+# autograde: student by student, each in its own process
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class GradeResult:
+    assignment: str
+    student: str
+    ok: bool
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    score: float | None = None
+    max_score: float | None = None
+    log_file: Path | None = None
+
+
+# (pattern in nbgrader's log, reason): the failures seen on real submissions.
+KNOWN_FAILURES = [
+    (r"Cell with id '([^']+)' exists multiple times", "graded cell {0} appears more than once"),
+    (r"Kernel died", "the kernel died (os._exit, a crash or out of memory)"),
+    (r"No student with ID", "student is not in the gradebook"),
+    (r"Assignment .* does not exist|No assignment with ID", "assignment not in the gradebook: run release"),
+]
+KNOWN_NOTES = [
+    (r"Missing grade cell (\S+) encountered", "test cell {0} was missing and was put back"),
+    (r"Checksum for grade cell (\S+) has changed", "graded cell {0} was edited; the master's was used"),
+    (r"CellTimeoutError|Cell execution timed out", "a cell ran past the time limit"),
+]
+
+
+def failure_reason(log: str) -> str:
+    for pattern, reason in KNOWN_FAILURES:
+        found = re.search(pattern, log)
+        if found:
+            return reason.format(*found.groups())
+    exceptions = re.findall(r"^\s*((?:\w+\.)*\w*(?:Error|Exception|Exit)\b.*)$", log, re.M)
+    if exceptions:
+        return exceptions[-1].strip()
+    errors = [line for line in log.splitlines() if "ERROR" in line]
+    return errors[-1].strip() if errors else "nbgrader autograde failed (see the log)"
+
+
+def log_notes(log: str) -> list[str]:
+    notes = []
+    for pattern, note in KNOWN_NOTES:
+        for found in re.finditer(pattern, log):
+            text = note.format(*found.groups())
+            if text not in notes:
+                notes.append(text)
+    return notes
+
+
+# jsonschema (under nbformat) imports rfc3987_syntax, which takes ~1.7 s to build a grammar
+# for the 'iri' string format that notebooks never use. Blocking that import halves the
+# time to grade a small notebook; nbgrader itself runs unchanged.
+SKIP_SLOW_IMPORTS = "import sys; sys.modules.setdefault('rfc3987_syntax', None); "
+
+
+def autograde_command(assignment: str, student: str) -> list[str]:
+    """`nbgrader autograde ASSIGNMENT --student S --force --create` for one student.
+
+    Issue 6 (sandboxed kernel, limits, parallel workers) wraps this command.
+    """
+    return [sys.executable, "-c",
+            SKIP_SLOW_IMPORTS + "from nbgrader.apps.nbgraderapp import main; sys.exit(main())",
+            "autograde", assignment, "--student", student, "--force", "--create"]
+
+
+def grade_student(course_dir: Path, assignment: str, student: str,
+                  timeout: float = 900) -> GradeResult:
+    """Autograde one submission in a child process; never raises for a bad submission."""
+    log_file = Path(course_dir) / "reports" / assignment / f"{student}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log_file, "w", encoding="utf-8") as log_out:
+        child = subprocess.Popen(autograde_command(assignment, student), cwd=course_dir,
+                                 env=tool_env(), stdout=log_out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # its kernel shares the group
+        try:
+            returncode = child.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            returncode, timed_out = None, True
+    seconds = time.perf_counter() - start
+    log = log_file.read_text(encoding="utf-8", errors="replace")
+    result = GradeResult(assignment, student, ok=False, seconds=seconds, log_file=log_file,
+                         notes=log_notes(log))
+    if timed_out:
+        result.reason = f"grading took longer than {timeout:.0f} s and was stopped"
+    elif returncode != 0 or "| ERROR]" in log:
+        result.reason = failure_reason(log)
+    else:
+        result.ok = True
+    return result
+
+
+def submitted_students(course_dir: Path, assignment: str) -> list[str]:
+    submitted = Path(course_dir) / "submitted"
+    if not submitted.is_dir():
+        return []
+    return sorted(d.name for d in submitted.iterdir() if (d / assignment).is_dir())
+
+
+def ensure_in_gradebook(course_dir: Path, assignment: str) -> None:
+    """autograde needs the assignment's cells in the gradebook: generate it when missing."""
+    from nbgrader.api import MissingEntry
+    with gradebook(course_dir) as gb:
+        try:
+            if gb.find_assignment(assignment).notebooks:
+                return
+        except MissingEntry:
+            pass
+    generate(course_dir, assignment)
+
+
+def add_scores(course_dir: Path, results: list[GradeResult]) -> None:
+    from nbgrader.api import MissingEntry
+    with gradebook(course_dir) as gb:
+        for result in results:
+            if not result.ok:
+                continue
+            try:
+                submission = gb.find_submission(result.assignment, result.student)
+                result.score, result.max_score = submission.score, submission.max_score
+            except MissingEntry:
+                result.ok, result.reason = False, "graded, but no grade in the gradebook"
+
+
+def exercise_scores(course_dir: Path, assignment: str, student: str) -> dict[str, tuple]:
+    """grade_id of each graded cell -> (score, max_score) for one submission."""
+    with gradebook(course_dir) as gb:
+        submission = gb.find_submission(assignment, student)
+        return {grade.name: (grade.score, grade.max_score)
+                for notebook in submission.notebooks for grade in notebook.grades}
+
+
+def write_report(course_dir: Path, assignment: str, results: list[GradeResult]) -> Path:
+    report = Path(course_dir) / "reports" / assignment / "autograde.csv"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    with open(report, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "status", "score", "max_score", "seconds", "reason", "notes", "log"])
+        for r in results:
+            writer.writerow([r.student, "ok" if r.ok else "failed", r.score, r.max_score,
+                             f"{r.seconds:.1f}", r.reason, "; ".join(r.notes), r.log_file])
+    return report
+
+
+def autograde(course_dir: Path, assignment: str, students: list[str] | None = None,
+              timeout: float = 900, echo=print) -> list[GradeResult]:
+    """Grade each student's submission in turn; failures are recorded, not raised."""
+    ensure_in_gradebook(course_dir, assignment)
+    students = students or submitted_students(course_dir, assignment)
+    results = []
+    for student in students:
+        if not (Path(course_dir) / "submitted" / student / assignment).is_dir():
+            result = GradeResult(assignment, student, ok=False, reason="no submission collected")
+        else:
+            result = grade_student(course_dir, assignment, student, timeout)
+        echo(f"  {student}: {'ok' if result.ok else 'FAILED: ' + result.reason} ({result.seconds:.1f} s)")
+        results.append(result)
+    add_scores(course_dir, results)
+    write_report(course_dir, assignment, results)
+    return results
+
+
+def summary_table(results: list[GradeResult]) -> str:
+    width = max([len(r.student) for r in results] + [7])
+    lines = [f"{'student':<{width}}  {'assignment':<26} {'score':>11} {'time':>7}  status"]
+    for r in results:
+        score = f"{r.score:g}/{r.max_score:g}" if r.ok and r.score is not None else "-"
+        status = "ok" if r.ok else f"FAILED: {r.reason}"
+        if r.notes:
+            status += f" ({'; '.join(r.notes)})"
+        lines.append(f"{r.student:<{width}}  {r.assignment:<26} {score:>11} {r.seconds:6.1f}s  {status}")
+    failed = [r for r in results if not r.ok]
+    lines.append(f"{len(results)} submissions, {len(results) - len(failed)} graded, {len(failed)} failed"
+                 + (" (a failed submission keeps nbgrader's 0 in the gradebook until it is regraded)"
+                    if failed else ""))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# feedback and export
+# --------------------------------------------------------------------------------------
+
+def feedback(course_dir: Path, assignment: str) -> Path:
+    api = nbgrader_api(course_dir)
+    checked(api.generate_feedback(assignment, force=True), f"nbgrader generate_feedback {assignment}")
+    return Path(course_dir) / "feedback"
+
+
+def export(course_dir: Path, to: Path) -> Path:
+    """nbgrader's CSV export: one row per student and assignment."""
+    from nbgrader.plugins import CsvExportPlugin
+    config = load_config(course_dir)
+    plugin = CsvExportPlugin(config=config)
+    plugin.to = str(Path(to).resolve())
+    with gradebook(course_dir) as gb:
+        plugin.export(gb)
+    return Path(plugin.to)
+
+
+# --------------------------------------------------------------------------------------
+# reference submissions and the demo
+# --------------------------------------------------------------------------------------
+
+def wrong_variants(assignment: str, folder: Path = WRONG_VARIANTS_DIR) -> dict[str, str]:
+    """grade_id of a solution cell -> wrong source, from tests/submissions/<assignment>.py."""
+    path = Path(folder) / f"{assignment}.py"
+    if not path.exists():
+        raise CourseError(f"{path} is missing: every assignment needs its wrong variants")
+    return runpy.run_path(str(path))["WRONG"]
+
+
+def with_cell_replaced(notebook: dict, grade_id: str, source: str) -> dict:
+    """A copy of a notebook whose solution cell `grade_id` has the given source."""
+    notebook = json.loads(json.dumps(notebook))
+    cells = [c for c in notebook["cells"]
+             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
+    if len(cells) != 1 or not cells[0]["metadata"]["nbgrader"].get("solution"):
+        raise CourseError(f"no single solution cell with grade_id {grade_id!r}")
+    cells[0]["source"] = source
+    return notebook
+
+
+def write_notebook(notebook: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def reference_submissions(course_dir: Path, assignment: str, folder: Path,
+                          wrong: dict[str, str] | None = None) -> dict[str, Path]:
+    """Write <student>.ipynb files: the master, the blank release and one per wrong variant."""
+    [master] = master_notebooks(course_dir, assignment)
+    [blank] = (Path(course_dir) / "release" / assignment).glob("*.ipynb")
+    files = {"reference_solution": write_notebook(notebook_json(master), folder / "reference_solution.ipynb"),
+             "blank_release": write_notebook(notebook_json(blank), folder / "blank_release.ipynb")}
+    for grade_id, source in (wrong or {}).items():
+        student = f"wrong_{grade_id}"
+        files[student] = write_notebook(with_cell_replaced(notebook_json(master), grade_id, source),
+                                        folder / f"{student}.ipynb")
+    return files
+
+
+def demo(work_dir: Path, echo=print) -> int:
+    """Grade the reference submissions of every assignment in a throw-away course copy."""
+    course = copy_course(COURSE_DIR, Path(work_dir) / "course")
+    all_results = []
+    for assignment in source_assignments(course):
+        echo(f"{assignment}: generating the release")
+        generate(course, assignment)
+        variants = wrong_variants(assignment)
+        first_wrong = dict(list(variants.items())[:1])
+        folder = Path(work_dir) / "submissions" / assignment
+        if folder.exists():
+            shutil.rmtree(folder)
+        reference_submissions(course, assignment, folder, first_wrong)
+        collect(course, folder, assignment)
+        echo(f"{assignment}: autograding {len(list(folder.glob('*.ipynb')))} submissions")
+        all_results += autograde(course, assignment, echo=echo)
+        feedback(course, assignment)
+    grades = export(course, course / "grades.csv")
+    echo("")
+    echo(summary_table(all_results))
+    echo("")
+    echo(f"grades CSV:      {grades}")
+    echo(f"feedback (HTML): {course / 'feedback'}")
+    echo(f"graded notebooks and logs: {course / 'autograded'}, {course / 'reports'}")
+    return 0 if all(r.ok for r in all_results) else 1
+
+
+# --------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="course.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course-dir", type=Path, default=COURSE_DIR,
+                        help="the nbgrader course folder (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("release", help="generate student versions and copy them to notebooks/")
+    p.add_argument("assignment", nargs="?")
+    p.add_argument("--all", action="store_true", help="every assignment in source/")
+    p.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR)
+
+    p = commands.add_parser("check-release", help="exit 1 when notebooks/ is out of date")
+    p.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR)
+
+    p = commands.add_parser("collect", help="copy submissions (folder or LMS zip) into submitted/")
+    p.add_argument("source", type=Path)
+    p.add_argument("--assignment")
+
+    p = commands.add_parser("autograde", help="grade student by student, each in its own process")
+    p.add_argument("assignment", nargs="?", help="default: every assignment with submissions")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    p.add_argument("--timeout", type=float, default=900, help="seconds per submission")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any submission failed")
+
+    p = commands.add_parser("feedback", help="nbgrader generate_feedback (HTML in feedback/)")
+    p.add_argument("assignment", nargs="?")
+
+    p = commands.add_parser("export", help="grades CSV (nbgrader export)")
+    p.add_argument("--to", type=Path, default=Path("grades.csv"))
+
+    p = commands.add_parser("demo", help="grade the reference submissions in build/demo/")
+    p.add_argument("--work-dir", type=Path, default=REPO_DIR / "build" / "demo")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    course = args.course_dir.resolve()
+    try:
+        if args.command == "release":
+            if not args.all and not args.assignment:
+                raise CourseError("name an assignment or pass --all")
+            for path in release(course, pick_assignments(course, None if args.all else args.assignment),
+                                args.notebooks_dir):
+                print(f"wrote {path}")
+        elif args.command == "check-release":
+            problems = check_release(course, args.notebooks_dir)
+            if problems:
+                print("The student notebooks are out of date with their masters:\n  "
+                      + "\n  ".join(problems)
+                      + "\nRegenerate them with: python autograder/course.py release --all")
+                return 1
+            print(f"{args.notebooks_dir} is in sync with {course / 'source'}")
+        elif args.command == "collect":
+            collected = collect(course, args.source, args.assignment)
+            for student, path in sorted(collected.items()):
+                print(f"{student}: {path}")
+            print(f"collected {len(collected)} submissions")
+        elif args.command == "autograde":
+            assignments = pick_assignments(course, args.assignment)
+            results = []
+            for assignment in assignments:
+                students = args.student or submitted_students(course, assignment)
+                if not students:
+                    if args.assignment:
+                        print(f"{assignment}: no submissions in {course / 'submitted'}")
+                    continue
+                print(f"{assignment}: autograding {len(students)} submissions")
+                results += autograde(course, assignment, students, timeout=args.timeout)
+            if results:
+                print(summary_table(results))
+                print(f"per-student logs and autograde.csv: {course / 'reports'}")
+            if args.strict and not all(r.ok for r in results):
+                return 1
+        elif args.command == "feedback":
+            for assignment in pick_assignments(course, args.assignment):
+                if submitted_students(course, assignment):
+                    print(f"{assignment}: feedback in {feedback(course, assignment)}")
+        elif args.command == "export":
+            print(f"wrote {export(course, args.to)}")
+        elif args.command == "demo":
+            return demo(args.work_dir)
+    except CourseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.modules.setdefault("rfc3987_syntax", None)  # see SKIP_SLOW_IMPORTS
+    sys.exit(main())

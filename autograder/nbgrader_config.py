@@ -1,0 +1,63 @@
+"""nbgrader configuration of the course: the course directory is the folder of this file.
+
+Read by the `nbgrader` command when it runs in this folder, and loaded explicitly by
+`course.py` (nbgrader's Python API does not read it by itself).
+
+    source/<assignment>/<notebook>.ipynb     masters (solutions, hidden tests)
+    release/<assignment>/                    student versions (generate_assignment)
+    submitted/<student>/<assignment>/        collected submissions (course.py collect)
+    autograded/, feedback/                   nbgrader's output
+    gradebook.db                             the grades (sqlite)
+"""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
+
+# --- where things live ---------------------------------------------------------------
+c.CourseDirectory.root = HERE
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(HERE, "gradebook.db")
+c.CourseDirectory.course_id = "ssl-course-kit"
+
+# Assignments and students are created in the gradebook on the fly (by generate_assignment
+# and autograde), so nothing has to be registered by hand first.
+c.GenerateAssignment.create_assignment = True
+c.Autograde.create_student = True
+
+# --- the student version -----------------------------------------------------------------
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# --- autograding ---------------------------------------------------------------------
+# Per cell: a cell that runs longer is interrupted and scores 0; the next cells still run.
+# Training cells run at their smallest scale while grading (course_utils.runtime: grading).
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Colab ignores `deletable: false`: a deleted test cell is put back from the gradebook.
+c.OverwriteCells.add_missing_cells = True
+
+# A test cell scores 0 when it writes anything to stderr. Drop the stderr outputs that
+# are known noise (warnings, progress bars), so a correct answer keeps its points.
+IGNORED_STDERR = "(?m)" + "|".join([   # (?m): '^' matches at every line
+    r"\w*Warning: ",             # 'file.py:12: UserWarning: ...' (warnings.warn)
+    r"^\s*warnings\.warn\(",     # the source line Python prints under a warning
+    r"\d+%\|",                   # tqdm: ' 40%|####      | 4/10 [00:01<00:02, ...]'
+    r"\d+it \[\d",               # tqdm without a total: '12it [00:01, 9.1it/s]'
+])
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = IGNORED_STDERR
+
+# --- collecting an LMS zip (nbgrader zip_collect) -----------------------------------------
+# Files named '<student>_<anything>.ipynb' (student ids without '_'), e.g. Canvas's
+# 'doejohn_12345_67890_01_simclr_ntxent.ipynb' or 'alice_Copy of 01_simclr_ntxent.ipynb'.
+# nbgrader matches the regexp against the file's full path, hence the leading '.*/'.
+# AnyNameCollector files each one under the assignment's notebook name.
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from lms_collector import AnyNameCollector  # noqa: E402
+
+c.ZipCollectApp.collector_plugin = AnyNameCollector
+c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?P<file_id>[^/]+)\.ipynb$"

@@ -1,0 +1,260 @@
+"""The nbgrader pipeline end to end, in a temporary copy of the course.
+
+For every assignment in autograder/source/ (and the tiny fixture assignment in
+tests/fixtures/), one batch grades: the master as a submission (full marks), the
+unmodified release (0 on every exercise), one submission per wrong variant in
+tests/submissions/<assignment>.py (exactly that exercise's points lost) and one with a
+duplicated graded cell (fails, and the batch goes on). Then the grades CSV is checked.
+"""
+import csv
+import json
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "autograder"))
+import course  # noqa: E402
+
+FIXTURE_SOURCE = REPO / "tests" / "fixtures"
+FIXTURE = "00_fixture"
+COURSE_ASSIGNMENTS = course.source_assignments(course.COURSE_DIR)
+EXPECTED_TOTAL = {"01_simclr_ntxent": 14, FIXTURE: 3}
+
+pytestmark = pytest.mark.notebook
+
+
+def make_course(root: Path, assignment: str) -> Path:
+    """A fresh course folder holding the config and one master."""
+    source = FIXTURE_SOURCE if assignment == FIXTURE else course.COURSE_DIR / "source"
+    root.mkdir(parents=True)
+    for name in course.COURSE_FILES:
+        shutil.copy2(course.COURSE_DIR / name, root / name)
+    shutil.copytree(source / assignment, root / "source" / assignment)
+    return root
+
+
+def master_cells(course_dir: Path, assignment: str) -> list[dict]:
+    [master] = course.master_notebooks(course_dir, assignment)
+    return course.notebook_json(master)["cells"]
+
+
+def graded_points(course_dir: Path, assignment: str) -> dict[str, float]:
+    """grade_id -> points of every autograded test cell of the master."""
+    return {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
+            for c in master_cells(course_dir, assignment)
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+
+
+def with_duplicated_test_cell(notebook: dict) -> dict:
+    notebook = json.loads(json.dumps(notebook))
+    index = next(i for i, c in enumerate(notebook["cells"])
+                 if c.get("metadata", {}).get("nbgrader", {}).get("grade"))
+    duplicate = json.loads(json.dumps(notebook["cells"][index]))
+    duplicate["id"] = "duplicated-cell"
+    notebook["cells"].insert(index + 1, duplicate)
+    return notebook
+
+
+class Batch:
+    """One graded batch: the course folder, the results and each student's cell scores."""
+
+    def __init__(self, assignment, course_dir, results, submissions):
+        self.assignment = assignment
+        self.course_dir = course_dir
+        self.results = {r.student: r for r in results}
+        self.order = [r.student for r in results]
+        self.submissions = submissions
+        self.points = graded_points(course_dir, assignment)
+
+    def scores(self, student):
+        return {grade_id: score for grade_id, (score, _) in
+                course.exercise_scores(self.course_dir, self.assignment, student).items()}
+
+
+@pytest.fixture(scope="module", params=COURSE_ASSIGNMENTS + [FIXTURE])
+def batch(request, tmp_path_factory):
+    assignment = request.param
+    work = tmp_path_factory.mktemp(f"grade-{assignment}")
+    course_dir = make_course(work / "course", assignment)
+    course.generate(course_dir, assignment)
+
+    folder = work / "submissions"
+    wrong = course.wrong_variants(assignment)
+    submissions = course.reference_submissions(course_dir, assignment, folder, wrong)
+    master = course.notebook_json(course.master_notebooks(course_dir, assignment)[0])
+    submissions["duplicated_cell"] = course.write_notebook(
+        with_duplicated_test_cell(master), folder / "duplicated_cell.ipynb")
+    originals = {path: path.read_bytes() for path in submissions.values()}
+
+    collected = course.collect(course_dir, folder, assignment)
+    assert sorted(collected) == sorted(submissions)
+    results = course.autograde(course_dir, assignment, echo=lambda *_: None)
+    assert all(path.read_bytes() == data for path, data in originals.items()), "originals changed"
+    return Batch(assignment, course_dir, results, submissions)
+
+
+def test_every_submission_is_graded_in_one_batch(batch):
+    assert batch.order == sorted(batch.submissions)
+    failed = {s: r.reason for s, r in batch.results.items() if not r.ok}
+    assert list(failed) == ["duplicated_cell"], failed
+    assert "appears more than once" in failed["duplicated_cell"]
+    # students after the broken one in the batch were graded too
+    after = batch.order[batch.order.index("duplicated_cell") + 1:]
+    assert after and all(batch.results[s].ok for s in after)
+
+
+def test_master_gets_full_marks(batch):
+    result = batch.results["reference_solution"]
+    assert batch.scores("reference_solution") == batch.points
+    assert result.score == result.max_score == sum(batch.points.values())
+    if batch.assignment in EXPECTED_TOTAL:
+        assert result.max_score == EXPECTED_TOTAL[batch.assignment]
+
+
+def test_blank_release_gets_zero_everywhere(batch):
+    assert batch.scores("blank_release") == {grade_id: 0 for grade_id in batch.points}
+
+
+def test_one_wrong_exercise_loses_exactly_its_points(batch):
+    wrong = course.wrong_variants(batch.assignment)
+    assert wrong, f"tests/submissions/{batch.assignment}.py has no wrong variants"
+    for grade_id in wrong:
+        test_id = f"test_{grade_id}"
+        expected = dict(batch.points, **{test_id: 0})
+        assert batch.scores(f"wrong_{grade_id}") == expected, f"wrong {grade_id}"
+
+
+def test_grades_csv(batch, tmp_path):
+    grades = course.export(batch.course_dir, tmp_path / "grades.csv")
+    rows = {row["student_id"]: row for row in csv.DictReader(grades.open())}
+    total = sum(batch.points.values())
+    assert set(rows) == set(batch.submissions)
+    assert all(row["assignment"] == batch.assignment for row in rows.values())
+    assert float(rows["reference_solution"]["score"]) == total
+    assert float(rows["reference_solution"]["max_score"]) == total
+    assert float(rows["blank_release"]["score"]) == 0
+    for grade_id in course.wrong_variants(batch.assignment):
+        lost = batch.points[f"test_{grade_id}"]
+        assert float(rows[f"wrong_{grade_id}"]["score"]) == total - lost
+
+
+def test_grading_kernel_is_this_environment(batch):
+    if batch.assignment != FIXTURE:
+        pytest.skip("the fixture notebook prints its kernel's sys.prefix")
+    graded = course.notebook_json(
+        batch.course_dir / "autograded" / "reference_solution" / FIXTURE / f"{FIXTURE}.ipynb")
+    printed = "".join("".join(o.get("text", "")) for c in graded["cells"] for o in c.get("outputs", []))
+    assert f"kernel prefix: {sys.prefix}" in printed
+
+
+def test_report_time_per_submission(batch, capsys):
+    times = {s: r.seconds for s, r in batch.results.items() if r.ok}
+    with capsys.disabled():
+        print(f"\n[grading time] {batch.assignment}: "
+              + ", ".join(f"{s} {t:.1f} s" for s, t in times.items())
+              + f" (mean {sum(times.values()) / len(times):.1f} s per submission)")
+
+
+# --------------------------------------------------------------------------------------
+# the broken submissions of issue 2, an LMS zip and the kernel, on the fast fixture
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fixture_course(tmp_path_factory):
+    course_dir = make_course(tmp_path_factory.mktemp("fixture") / "course", FIXTURE)
+    course.generate(course_dir, FIXTURE)
+    return course_dir
+
+
+def edited_master(course_dir, edit):
+    notebook = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
+    edit(notebook["cells"])
+    return notebook
+
+
+def cell(cells, grade_id):
+    return next(c for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
+    def syntax_error(cells):
+        cell(cells, "add")["source"] = "def add(a, b)\n    return a + b\n"
+
+    def kernel_dies(cells):
+        cell(cells, "add")["source"] += "\nimport os\nos._exit(1)\n"
+
+    def noisy(cells):
+        cell(cells, "add")["source"] += ("\nimport warnings\nwarnings.warn('this is deprecated')\n"
+                                         "import sys\nfrom tqdm import tqdm\n"
+                                         "for _ in tqdm(range(3), file=sys.stderr): pass\n")
+
+    def test_cell_deleted(cells):
+        cells.remove(cell(cells, "test_mean_of"))
+
+    edits = {"a_syntax_error": syntax_error, "b_kernel_dies": kernel_dies,
+             "c_noisy_stderr": noisy, "d_test_cell_deleted": test_cell_deleted}
+    folder = tmp_path / "broken"
+    for student, edit in edits.items():
+        course.write_notebook(edited_master(fixture_course, edit), folder / f"{student}.ipynb")
+    course.collect(fixture_course, folder, FIXTURE)
+    results = {r.student: r for r in course.autograde(fixture_course, FIXTURE, list(edits),
+                                                       echo=lambda *_: None)}
+
+    def scores(student):
+        return {g: s for g, (s, _) in course.exercise_scores(fixture_course, FIXTURE, student).items()}
+
+    assert results["a_syntax_error"].ok
+    assert scores("a_syntax_error") == {"test_add": 0, "test_mean_of": 2}
+    assert not results["b_kernel_dies"].ok
+    assert "kernel died" in results["b_kernel_dies"].reason
+    assert results["c_noisy_stderr"].ok
+    assert scores("c_noisy_stderr") == {"test_add": 1, "test_mean_of": 2}, "stderr noise cost points"
+    assert results["d_test_cell_deleted"].ok
+    assert any("test_mean_of was missing" in note for note in results["d_test_cell_deleted"].notes)
+    assert scores("d_test_cell_deleted") == {"test_add": 1, "test_mean_of": 2}
+    assert (fixture_course / "reports" / FIXTURE / "autograde.csv").exists()
+
+
+def test_collect_lms_zip(fixture_course, tmp_path):
+    blank = (fixture_course / "release" / FIXTURE / f"{FIXTURE}.ipynb").read_bytes()
+    names = {"alice": f"alice_{FIXTURE}.ipynb",
+             "doejohn": f"doejohn_12345_67890_Copy of {FIXTURE}.ipynb",
+             "bob": "bob_renamed.ipynb"}
+    archive = tmp_path / "lms_download.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in names.values():
+            z.writestr(name, blank)
+        z.writestr("readme.txt", "not a submission")
+    collected = course.collect(fixture_course, archive, FIXTURE)
+    assert sorted(collected) == sorted(names)
+    for student in names:
+        target = fixture_course / "submitted" / student / FIXTURE / f"{FIXTURE}.ipynb"
+        assert target.read_bytes() == blank
+
+
+def test_collect_folder_layouts(fixture_course, tmp_path):
+    blank = (fixture_course / "release" / FIXTURE / f"{FIXTURE}.ipynb").read_bytes()
+    (tmp_path / "subs" / "carol").mkdir(parents=True)
+    (tmp_path / "subs" / "dave.ipynb").write_bytes(blank)
+    (tmp_path / "subs" / "carol" / "my notebook.ipynb").write_bytes(blank)
+    collected = course.collect(fixture_course, tmp_path / "subs", FIXTURE)
+    assert sorted(collected) == ["carol", "dave"]
+    assert collected["carol"] == fixture_course / "submitted" / "carol" / FIXTURE / f"{FIXTURE}.ipynb"
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "..x.ipynb").write_bytes(blank)
+    with pytest.raises(course.CourseError, match="student id"):
+        course.collect(fixture_course, tmp_path / "bad", FIXTURE)
+
+
+def test_autograde_cli_exit_codes(fixture_course, tmp_path, capsys):
+    course.write_notebook(edited_master(fixture_course, lambda c: c.insert(4, dict(cell(c, "test_add"), id="x"))),
+                          tmp_path / "dup" / "dup.ipynb")
+    course.collect(fixture_course, tmp_path / "dup", FIXTURE)
+    args = ["--course-dir", str(fixture_course), "autograde", FIXTURE, "--student", "dup"]
+    assert course.main(args) == 0
+    assert "FAILED: graded cell test_add appears more than once" in capsys.readouterr().out
+    assert course.main(args + ["--strict"]) == 1
