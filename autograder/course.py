@@ -332,6 +332,8 @@ class GradeResult:
     seconds: float = 0.0
     score: float | None = None
     max_score: float | None = None
+    lost: list[str] = field(default_factory=list)  # test cells below full points
+    tests: int = 0
     log_file: Path | None = None
 
 
@@ -445,6 +447,9 @@ def add_scores(course_dir: Path, results: list[GradeResult]) -> None:
             try:
                 submission = gb.find_submission(result.assignment, result.student)
                 result.score, result.max_score = submission.score, submission.max_score
+                grades = [g for notebook in submission.notebooks for g in notebook.grades]
+                result.tests = len(grades)
+                result.lost = [g.name for g in grades if (g.score or 0) < g.max_score]
             except MissingEntry:
                 result.ok, result.reason = False, "graded, but no grade in the gradebook"
 
@@ -457,15 +462,26 @@ def exercise_scores(course_dir: Path, assignment: str, student: str) -> dict[str
                 for notebook in submission.notebooks for grade in notebook.grades}
 
 
+REPORT_COLUMNS = ["student", "status", "score", "max_score", "lost_points_on", "seconds",
+                  "reason", "notes", "log"]
+
+
 def write_report(course_dir: Path, assignment: str, results: list[GradeResult]) -> Path:
+    """reports/<assignment>/autograde.csv: one row per student, updated by each run."""
     report = Path(course_dir) / "reports" / assignment / "autograde.csv"
     report.parent.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    if report.exists():
+        with open(report, newline="", encoding="utf-8") as f:
+            rows = {row["student"]: row for row in csv.DictReader(f)}
+    for r in results:
+        rows[r.student] = dict(zip(REPORT_COLUMNS, [
+            r.student, "ok" if r.ok else "failed", r.score, r.max_score, " ".join(r.lost),
+            f"{r.seconds:.1f}", r.reason, "; ".join(r.notes), r.log_file]))
     with open(report, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", "status", "score", "max_score", "seconds", "reason", "notes", "log"])
-        for r in results:
-            writer.writerow([r.student, "ok" if r.ok else "failed", r.score, r.max_score,
-                             f"{r.seconds:.1f}", r.reason, "; ".join(r.notes), r.log_file])
+        writer = csv.DictWriter(f, REPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows[s] for s in sorted(rows))
     return report
 
 
@@ -493,6 +509,9 @@ def summary_table(results: list[GradeResult]) -> str:
     for r in results:
         score = f"{r.score:g}/{r.max_score:g}" if r.ok and r.score is not None else "-"
         status = "ok" if r.ok else f"FAILED: {r.reason}"
+        if r.ok and r.lost:
+            status += (f", lost points on {', '.join(r.lost)}" if len(r.lost) <= 3
+                       else f", lost points on {len(r.lost)} of {r.tests} tests")
         if r.notes:
             status += f" ({'; '.join(r.notes)})"
         lines.append(f"{r.student:<{width}}  {r.assignment:<26} {score:>11} {r.seconds:6.1f}s  {status}")
@@ -567,9 +586,9 @@ def reference_submissions(course_dir: Path, assignment: str, folder: Path,
     return files
 
 
-def demo(work_dir: Path, echo=print) -> int:
+def demo(course_dir: Path, work_dir: Path, echo=print) -> int:
     """Grade the reference submissions of every assignment in a throw-away course copy."""
-    course = copy_course(COURSE_DIR, Path(work_dir) / "course")
+    course = copy_course(course_dir, Path(work_dir) / "course")
     all_results = []
     for assignment in source_assignments(course):
         echo(f"{assignment}: generating the release")
@@ -660,7 +679,9 @@ def main(argv=None) -> int:
             assignments = pick_assignments(course, args.assignment)
             results = []
             for assignment in assignments:
-                students = args.student or submitted_students(course, assignment)
+                students = submitted_students(course, assignment)
+                if args.student:  # named students; for a named assignment, even without submission
+                    students = args.student if args.assignment else [s for s in args.student if s in students]
                 if not students:
                     if args.assignment:
                         print(f"{assignment}: no submissions in {course / 'submitted'}")
@@ -679,7 +700,7 @@ def main(argv=None) -> int:
         elif args.command == "export":
             print(f"wrote {export(course, args.to)}")
         elif args.command == "demo":
-            return demo(args.work_dir)
+            return demo(course, args.work_dir)
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
