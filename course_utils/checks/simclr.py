@@ -1,0 +1,529 @@
+"""Visible checks for notebook 01 (SimCLR and the NT-Xent loss).
+
+Each ``check_*`` takes your function (or class), runs it on fixed inputs and compares the
+result with stored numbers: the right one and those of known mistakes (see
+``course_utils.checks``). The numbers were computed once, offline, in float64; this module
+only compares.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from . import (as_array, close, diagnose, fail, fixed_tensor, passed, quiet, require_finite,
+               require_grad, require_tensor, short)
+
+# ============================================================================ fixed inputs
+
+
+def ce_inputs():
+    """logits (4, 5), targets (4,), the same logits times 1000, and logits with -inf entries."""
+    logits = fixed_tensor(4, 5, scale=3.0)
+    targets = torch.tensor([3, 0, 4, 1])
+    big = logits * 1000.0
+    masked = logits.clone()
+    masked[0, 1] = float("-inf")   # never a target column
+    masked[2, 2] = float("-inf")
+    return logits, targets, big, masked
+
+
+def cos_inputs():
+    """z (5, 3) whose rows have clearly different norms."""
+    return fixed_tensor(5, 3, scale=2.0, step=0.9) * torch.tensor([[1.0], [2.0], [0.5], [3.0], [1.5]])
+
+
+def nt_xent_inputs():
+    """Two (z_i, z_j, tau) cases: N=4, D=3, tau=0.5 and N=3, D=4, tau=0.2."""
+    z_i = fixed_tensor(4, 3, scale=1.5) * torch.tensor([[1.0], [2.0], [0.7], [1.3]])
+    z_j = z_i + 0.8 * fixed_tensor(4, 3, phase=2.0)
+    w_i = fixed_tensor(3, 4, scale=2.0, phase=0.5, step=1.1)
+    w_j = 0.7 * w_i + fixed_tensor(3, 4, phase=4.0, step=0.9)
+    return [(z_i, z_j, 0.5), (w_i, w_j, 0.2)]
+
+
+# ============================================================================ stored numbers
+# Generated offline with float64 reference code (rounded to 6 significant digits).
+
+CE = 5.05096
+CE_BIG = 4570.01
+CE_MASKED = 4.87848
+CE_MISTAKES = {'sum': 20.2038,
+               'sign': -5.05096,
+               'dim0': 4.81443,
+               'no_add_back': 2.18729,
+               'index_block': 3.11542,
+               'mean_bc': 1.01019,
+               'no_log': 242.328,
+               'prob': -0.010628}
+COS = [[1.0, -0.932121, 0.730146, -0.37559, -0.116486],
+       [-0.932121, 1.0, -0.928036, 0.685727, -0.251102],
+       [0.730146, -0.928036, 1.0, -0.9075, 0.593588],
+       [-0.37559, 0.685727, -0.9075, 1.0, -0.876726],
+       [-0.116486, -0.251102, 0.593588, -0.876726, 1.0]]
+COS_MISTAKES = {'dot': [[6.8631, -12.9802, 2.43595, -6.95706, -1.01817],
+                        [-12.9802, 28.255, -6.28219, 25.7721, -4.45332],
+                        [2.43595, -6.28219, 1.6218, -8.17141, 2.52215],
+                        [-6.95706, 25.7721, -8.17141, 49.9923, -20.6824],
+                        [-1.01817, -4.45332, 2.52215, -20.6824, 11.132]],
+                'dim0': [[0.30928, -0.512575, 0.0770623, -0.0671762, -0.170455],
+                         [-0.512575, 0.958254, -0.176878, 0.481545, 0.0952831],
+                         [0.0770623, -0.176878, 0.0414241, -0.184087, 0.042156],
+                         [-0.0671762, 0.481545, -0.184087, 1.27482, -0.600269],
+                         [-0.170455, 0.0952831, 0.042156, -0.600269, 0.416219]],
+                'one_side': [[2.61975, -4.95473, 0.92984, -2.65562, -0.388651],
+                             [-2.44193, 5.31554, -1.18185, 4.84845, -0.837793],
+                             [1.9128, -4.93301, 1.2735, -6.4165, 1.98049],
+                             [-0.983952, 3.64501, -1.1557, 7.07053, -2.92516],
+                             [-0.305164, -1.33474, 0.755934, -6.19891, 3.33646]],
+                'col_sq': [[1.0, -0.459394, 1.502, -0.139162, -0.0914633],
+                           [-1.8913, 1.0, -3.87359, 0.515522, -0.400048],
+                           [0.354934, -0.222339, 1.0, -0.163453, 0.226568],
+                           [-1.01369, 0.912128, -5.03848, 1.0, -1.85793],
+                           [-0.148354, -0.157612, 1.55515, -0.413712, 1.0]],
+                'row_sq': [[1.0, -1.8913, 0.354934, -1.01369, -0.148354],
+                           [-0.459394, 1.0, -0.222339, 0.912128, -0.157612],
+                           [1.502, -3.87359, 1.0, -5.03848, 1.55515],
+                           [-0.139162, 0.515522, -0.163453, 1.0, -0.413712],
+                           [-0.0914633, -0.400048, 0.226568, -1.85793, 1.0]],
+                'distance': [[0.0, 1.93212, 0.269854, 1.37559, 1.11649],
+                             [1.93212, 0.0, 1.92804, 0.314273, 1.2511],
+                             [0.269854, 1.92804, 0.0, 1.9075, 0.406412],
+                             [1.37559, 0.314273, 1.9075, 0.0, 1.87673],
+                             [1.11649, 1.2511, 0.406412, 1.87673, 0.0]]}
+NT = [{'expected': 1.02378,
+       'mistakes': {'self': 1.48256,
+                    'diag_zero': 1.10322,
+                    'no_tau': 1.30722,
+                    'times_tau': 1.57186,
+                    'dot': 1.54126,
+                    'one_direction': 0.943077,
+                    'over_n': 2.04756,
+                    'sum': 8.19024,
+                    'cross_only': 0.686894}},
+      {'expected': 0.300411,
+       'mistakes': {'self': 1.43406,
+                    'diag_zero': 0.316714,
+                    'no_tau': 0.906175,
+                    'times_tau': 1.43136,
+                    'dot': 1.12529,
+                    'one_direction': 0.168228,
+                    'over_n': 0.600822,
+                    'sum': 1.80247,
+                    'cross_only': 0.193454}}]
+
+# ============================================================================ cross-entropy
+
+CE_MESSAGES = {
+    "sum": "you summed the per-sample losses; the loss is their mean over the batch.",
+    "sign": "the sign is flipped: the loss is -log p(target), which is never negative.",
+    "dim0": "the log-sum-exp runs over the wrong dimension: sum over the classes (dim=1) "
+            "of each row, not over the batch.",
+    "no_add_back": "after subtracting the row maximum m inside exp, add it back: "
+                   "logsumexp(z) = m + log(sum(exp(z - m))).",
+    "index_block": "logits[:, targets] picks a (B, B) block; you need one logit per row: "
+                   "logits[torch.arange(B), targets] (or logits.gather(1, targets[:, None])).",
+    "mean_bc": "you averaged over all B*C entries (e.g. of a one-hot product); average over "
+               "the B samples only.",
+    "no_log": "the logarithm is missing: the loss is -log p(target).",
+    "prob": "you returned -p(target); the loss is -log p(target).",
+}
+
+
+def check_softmax_cross_entropy(fn) -> None:
+    """Check ``softmax_cross_entropy(logits, targets)`` on fixed logits."""
+    logits, targets, big, masked = ce_inputs()
+    B = len(targets)
+    what = "softmax_cross_entropy"
+    x = logits.clone().requires_grad_(True)
+    with quiet():
+        loss = fn(x, targets)
+    require_tensor(loss, f"{what}(logits, targets)")
+    if tuple(loss.shape) == (B,):
+        fail(f"{what} returned one loss per sample (shape ({B},)); average them into one "
+             f"number with .mean().")
+    if loss.dim() != 0:
+        fail(f"{what} should return a scalar (0-dim tensor), got shape {tuple(loss.shape)}.")
+    require_finite(loss, f"{what} on small logits")
+    require_grad(loss, what)
+    mistakes = [(CE_MISTAKES[k], m) for k, m in CE_MESSAGES.items()]
+    diagnose(loss, CE, mistakes, what,
+             hint="Compute, for each row, -z_y + logsumexp(z), then take the mean.")
+    with quiet():
+        loss_big = fn(big.clone(), targets)
+    require_finite(loss_big, f"{what} on logits of size ~3000",
+                   hint="exp(3000) overflows float32 (it is inf beyond about exp(88)). "
+                        "Subtract each row's maximum before exp and add it back afterwards "
+                        "(the log-sum-exp trick).")
+    diagnose(loss_big, CE_BIG, [], f"{what} on logits of size ~3000",
+             hint="Small logits work but large ones do not: check the log-sum-exp trick.")
+    with quiet():
+        loss_masked = fn(masked.clone(), targets)
+    require_finite(loss_masked, f"{what} with some logits = -inf (masked classes)",
+                   hint="A -inf logit is a class of probability 0 and must simply drop out. "
+                        "NaN usually comes from 0 * (-inf) (multiplying log-probabilities by "
+                        "a one-hot) or from (-inf) - (-inf): pick the target logit by "
+                        "indexing instead.")
+    diagnose(loss_masked, CE_MASKED, [], f"{what} with -inf logits")
+    passed(what, f"loss {loss.item():.4f} for the fixed logits; stable for large and -inf logits")
+
+
+# ============================================================================ cosine similarity
+
+COS_MESSAGES = {
+    "dot": "these are plain dot products z_i . z_k: divide by the norms |z_i| |z_k| (or "
+           "L2-normalise each row first). The diagonal should be 1.",
+    "dim0": "you normalised along dim=0 (each feature over the batch); normalise each row "
+            "(each sample, dim=1) to unit length.",
+    "one_side": "only one side is normalised: normalise both z_i and z_k (zn @ zn.T).",
+    "col_sq": "the denominator must be |z_i| |z_k|: dividing by norms of shape (M,) "
+              "broadcasts along the columns; use the outer product norms[:, None] * "
+              "norms[None, :] (or normalise the rows first).",
+    "row_sq": "the denominator must be |z_i| |z_k|, not |z_i|^2: use the outer product of "
+              "the norms (or normalise the rows first).",
+    "distance": "you returned 1 - cosine (a distance); return the similarity itself.",
+}
+
+
+def check_cosine_similarity_matrix(fn) -> None:
+    """Check ``cosine_similarity_matrix(z)`` on a fixed (5, 3) input."""
+    z = cos_inputs()
+    M, D = z.shape
+    what = "cosine_similarity_matrix"
+    x = z.clone().requires_grad_(True)
+    with quiet():
+        sim = fn(x)
+    require_tensor(sim, f"{what}(z)")
+    if tuple(sim.shape) == (M,):
+        fail(f"{what} returned shape ({M},): F.cosine_similarity(z, z) compares each row "
+             f"only with itself; you need every pair, an ({M}, {M}) matrix.")
+    if tuple(sim.shape) == (D, D):
+        fail(f"{what} returned shape ({D}, {D}): that is z.T @ z (features x features); "
+             f"the similarity between samples is the ({M}, {M}) matrix from z @ z.T.")
+    require_tensor(sim, f"{what}(z)", shape=(M, M))
+    require_finite(sim, what)
+    require_grad(sim, what)
+    mistakes = [(COS_MISTAKES[k], m) for k, m in COS_MESSAGES.items()]
+    diagnose(sim, COS, mistakes, what,
+             hint="Entry (i, k) is z_i . z_k / (|z_i| |z_k|).")
+    passed(what, f"({M}, {M}) matrix with a unit diagonal, values match")
+
+
+# ============================================================================ NT-Xent
+
+NT_MESSAGES = {
+    "self": "the similarity of each sample with itself (k = i) is still in the denominator; "
+            "the sum runs over k != i.",
+    "diag_zero": "you set the diagonal to 0 before exp, but exp(0) = 1 still lands in the "
+                 "denominator: mask it with -inf (exp(-inf) = 0) or leave k = i out.",
+    "no_tau": "the temperature is missing: divide the similarities by tau.",
+    "times_tau": "the similarities are multiplied by tau; divide them by tau.",
+    "dot": "these look like dot products: NT-Xent uses the cosine similarity (normalised z).",
+    "one_direction": "only the N anchors of the first view are averaged: every one of the 2N "
+                     "samples is an anchor once, so average the 2N terms l(i, j) and l(j, i).",
+    "over_n": "the sum of the 2N terms is divided by N; divide by 2N (the mean of the 2N terms).",
+    "sum": "you returned the sum of the 2N terms; the loss is their mean.",
+    "cross_only": "the negatives come from the other view only; in NT-Xent every other sample "
+                  "of the 2N batch (both views) is a negative.",
+}
+
+
+def _check_nt_xent(fn, what: str) -> None:
+    first = None
+    for case, ((z_i, z_j, tau), stored) in enumerate(zip(nt_xent_inputs(), NT)):
+        N = len(z_i)
+        a = z_i.clone().requires_grad_(True)
+        b = z_j.clone().requires_grad_(True)
+        label = f"{what} (N={N}, tau={tau})"
+        with quiet():
+            loss = fn(a, b, tau)
+        require_tensor(loss, label)
+        if loss.dim() != 0:
+            fail(f"{label} should return a scalar (0-dim tensor), got shape "
+                 f"{tuple(loss.shape)}" + (": average the 2N per-anchor terms with .mean()."
+                                           if loss.numel() == 2 * N else "."))
+        value = as_array(loss)
+        if not np.isfinite(value) or abs(value) > 1e4:
+            fail(f"{label} is {short(loss)}: an infinite or huge loss means a target points "
+                 f"at a masked entry (the anchor itself). The positive of anchor i is i + N "
+                 f"for i < N and i - N for i >= N.")
+        if value < 0:
+            fail(f"{label} is negative ({short(loss)}): it is -log of a probability, so >= 0.")
+        require_grad(loss, label)
+        mistakes = [(stored["mistakes"][k], m) for k, m in NT_MESSAGES.items()]
+        diagnose(loss, stored["expected"], mistakes, label,
+                 hint="Check the parts one at a time: cosine similarities of the 2N samples, "
+                      "division by tau, k = i left out of the denominator, the positive "
+                      "(i + N) mod 2N as the target, the mean over 2N anchors. Make sure the "
+                      "checks of softmax_cross_entropy and cosine_similarity_matrix pass "
+                      "first if you use them.")
+        loss.backward()
+        for name, t in (("z_i", a), ("z_j", b)):
+            if t.grad is None or not torch.isfinite(t.grad).all() or t.grad.abs().sum() == 0:
+                fail(f"{label}: no (finite) gradient reaches {name}.")
+        first = first if first is not None else loss.item()
+    passed(what, f"loss {first:.4f} for the first fixed batch; matches for two batch sizes "
+                 f"and temperatures; gradients reach both views")
+
+
+def check_nt_xent_loss_naive(fn) -> None:
+    """Check ``nt_xent_loss_naive(z_i, z_j, tau)`` on two fixed batches."""
+    _check_nt_xent(fn, "nt_xent_loss_naive")
+
+
+def check_nt_xent_loss(fn) -> None:
+    """Check the vectorised ``nt_xent_loss(z_i, z_j, tau)`` on two fixed batches."""
+    _check_nt_xent(fn, "nt_xent_loss")
+
+
+# ============================================================================ the transform
+
+CIFAR_BLACK = (-1.98947, -1.98029, -1.70680)     # Normalize(CIFAR-10 mean, std) of 0.0
+IMAGENET_BLACK = (-2.11790, -2.03571, -1.80444)  # Normalize(ImageNet mean, std) of 0.0
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)            # as course_utils.augment.CIFAR10_MEAN
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+N_DRAWS = 240
+
+
+def _image(size_wh, fill) -> Image.Image:
+    w, h = size_wh
+    if callable(fill):
+        return Image.fromarray(fill(w, h))
+    return Image.new("RGB", (w, h), tuple(fill))
+
+
+def _halves(w: int, h: int) -> np.ndarray:
+    """Left half dark gray (60), right half light gray (190)."""
+    img = np.full((h, w, 3), 190, dtype=np.uint8)
+    img[:, : w // 2] = 60
+    return img
+
+
+def _denormalize(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(CIFAR_MEAN).view(3, 1, 1)
+    std = torch.tensor(CIFAR_STD).view(3, 1, 1)
+    return x.detach().float() * std + mean
+
+
+def _find(transform, name: str) -> bool | None:
+    """Whether a transform named ``name`` occurs in a (nested) composition; None if opaque."""
+    children = getattr(transform, "transforms", None)
+    if type(transform).__name__ == name:
+        return True
+    if children is None:
+        return None
+    found = [_find(t, name) for t in children]
+    return True if any(found) else False
+
+
+def _draw(transform, image, n: int) -> list[torch.Tensor]:
+    with quiet():
+        return [transform(image) for _ in range(n)]
+
+
+def check_simclr_transform(fn) -> None:
+    """Check ``simclr_transform(image_size, blur)`` by its behaviour on synthetic images.
+
+    The numbers below are statistics over many draws (a fixed seed keeps the check
+    reproducible on one machine; the bounds leave room for other torchvision versions).
+    """
+    what = "simclr_transform"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        _check_simclr_transform(fn, what)
+
+
+def _check_simclr_transform(fn, what: str) -> None:
+    size_wh = (40, 36)                       # not square, not 32: the transform must resize
+    with quiet():
+        transform = fn(image_size=32)
+    if transform is None:
+        fail(f"{what}(image_size=32) returned None: return the composed transform.")
+    out = _draw(transform, _image(size_wh, _halves), 1)[0]
+    if isinstance(out, Image.Image):
+        fail(f"{what} produces a PIL image: end with transforms.ToTensor() and "
+             f"transforms.Normalize(mean, std).")
+    require_tensor(out, f"{what}(image_size=32)(image)")
+    if tuple(out.shape) == (3, size_wh[1], size_wh[0]):
+        fail(f"{what}: a {size_wh[0]}x{size_wh[1]} image stays {size_wh[0]}x{size_wh[1]}; "
+             f"RandomResizedCrop(image_size, ...) must produce image_size x image_size.")
+    require_tensor(out, f"{what}(image_size=32)(image)", shape=(3, 32, 32))
+    with quiet():
+        out24 = _draw(fn(image_size=24), _image(size_wh, _halves), 1)[0]
+    if tuple(getattr(out24, "shape", ())) != (3, 24, 24):
+        fail(f"{what}(image_size=24) gives shape {tuple(getattr(out24, 'shape', ()))}: "
+             f"use the image_size argument, do not hard-code 32.")
+
+    # Normalisation: every operation of the recipe keeps a black image black, so the output
+    # is exactly Normalize(mean, std) applied to 0, i.e. -mean / std per channel.
+    black = as_array(_draw(transform, _image(size_wh, (0, 0, 0)), 1)[0].mean(dim=(1, 2)))
+    if not close(black, CIFAR_BLACK, rtol=1e-3, atol=1e-3):
+        if close(black, (0, 0, 0), atol=1e-4):
+            fail(f"{what}: the output is not normalised. Add transforms.Normalize(mean, std) "
+                 f"after ToTensor(), with the CIFAR-10 statistics "
+                 f"(course_utils.augment.CIFAR10_MEAN / CIFAR10_STD).")
+        if close(black, (-1, -1, -1), atol=1e-3):
+            fail(f"{what}: normalised with mean 0.5 and std 0.5; use the CIFAR-10 statistics "
+                 f"(course_utils.augment.CIFAR10_MEAN / CIFAR10_STD).")
+        if close(black, IMAGENET_BLACK, rtol=1e-3, atol=1e-3):
+            fail(f"{what}: normalised with the ImageNet statistics; on CIFAR-10 use "
+                 f"course_utils.augment.CIFAR10_MEAN / CIFAR10_STD.")
+        fail(f"{what}: a black image should become -mean/std = {CIFAR_BLACK} per channel, "
+             f"got {short(black)}. Normalize(CIFAR10_MEAN, CIFAR10_STD) must come last, "
+             f"after ToTensor().")
+
+    # Crop and flip, on an image whose left half is dark and right half light. Colour
+    # jitter keeps the order of the two grays, so only a flip puts the light half left, and
+    # only a crop that falls inside one half gives a uniform output.
+    views = [_denormalize(v).mean(0) for v in _draw(transform, _image(size_wh, _halves), N_DRAWS)]
+    if all(torch.equal(views[0], v) for v in views[1:20]):
+        fail(f"{what}: twenty calls on the same image gave the same output; the "
+             f"augmentations must be random (RandomResizedCrop, RandomHorizontalFlip, "
+             f"RandomApply(..., p=0.8), RandomGrayscale).")
+    uniform = [float(v.max() - v.min()) < 0.02 for v in views]
+    flipped = [float(v[:, :16].mean()) > float(v[:, 16:].mean())
+               for v, u in zip(views, uniform) if not u]
+    frac_uniform = float(np.mean(uniform))
+    frac_flipped = float(np.mean(flipped)) if flipped else 0.0
+    if frac_uniform < 0.04:
+        fail(f"{what}: the crops are never small enough to miss half of the image "
+             f"({frac_uniform:.0%} of views). Use RandomResizedCrop(image_size, "
+             f"scale=(0.08, 1.0)): crops of 8% to 100% of the area, resized.")
+    if not 0.3 <= frac_flipped <= 0.7:
+        fail(f"{what}: {frac_flipped:.0%} of the views are mirrored; "
+             f"RandomHorizontalFlip() mirrors half of them.")
+
+    # Colour: a uniformly coloured image (crops cannot change it). Grayscale views have equal
+    # channels; views equal to the original had neither jitter nor grayscale (expected
+    # 0.2 * 0.8 = 16%).
+    orig = torch.tensor([200.0, 120.0, 40.0]) / 255
+    colours = [_denormalize(v).mean(dim=(1, 2))
+               for v in _draw(transform, _image(size_wh, (200, 120, 40)), N_DRAWS)]
+    gray = [float(c.max() - c.min()) < 2 / 255 for c in colours]
+    unchanged = [float((c - orig).abs().max()) < 2 / 255 for c in colours]
+    frac_gray, frac_unchanged = float(np.mean(gray)), float(np.mean(unchanged))
+    if frac_gray < 0.08:
+        fail(f"{what}: only {frac_gray:.0%} of the views are grayscale; add "
+             f"RandomGrayscale(p=0.2).")
+    if frac_gray > 0.4:
+        fail(f"{what}: {frac_gray:.0%} of the views are grayscale; p should be 0.2.")
+    if frac_unchanged > 0.4:
+        fail(f"{what}: {frac_unchanged:.0%} of the views keep the original colour: colour "
+             f"jitter is missing or applied too rarely. Use RandomApply([ColorJitter(0.4, "
+             f"0.4, 0.4, 0.1)], p=0.8).")
+    if frac_unchanged < 0.04:
+        fail(f"{what}: every view has its colours changed; wrap ColorJitter in "
+             f"RandomApply([...], p=0.8) so that some views keep theirs.")
+    jittered = [float(c.mean() / orig.mean()) for c, g, u in zip(colours, gray, unchanged)
+                if not (g or u)]
+    if np.std(jittered) < 0.1:
+        fail(f"{what}: the colour jitter is too weak (brightness varies by "
+             f"{np.std(jittered):.2f}); the CIFAR recipe uses strength s = 0.5: "
+             f"ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) = (0.4, 0.4, 0.4, 0.1).")
+
+    # Blur: looked for by name, where the transform is a (nested) composition.
+    has_blur = _find(transform, "GaussianBlur")
+    if has_blur:
+        fail(f"{what}(blur=False) blurs; blur only when blur=True (the CIFAR recipe has no "
+             f"blur).")
+    with quiet():
+        blurred = fn(image_size=32, blur=True)
+    out_blur = _draw(blurred, _image(size_wh, _halves), 1)[0]
+    require_tensor(out_blur, f"{what}(image_size=32, blur=True)(image)", shape=(3, 32, 32))
+    if _find(blurred, "GaussianBlur") is False:
+        fail(f"{what}(blur=True) has no GaussianBlur: add RandomApply([GaussianBlur(kernel, "
+             f"sigma=(0.1, 2.0))], p=0.5) with an odd kernel of about 10% of image_size.")
+    passed(what, f"(3, 32, 32) normalised tensors; {frac_uniform:.0%} of crops inside one "
+                 f"half, {frac_flipped:.0%} flipped, {frac_gray:.0%} grayscale, "
+                 f"{1 - frac_unchanged:.0%} recoloured")
+
+
+# ============================================================================ projection head
+
+
+def _make_head(cls, in_dim, hidden_dim, out_dim, what):
+    try:
+        with quiet():
+            head = cls(in_dim=in_dim, hidden_dim=hidden_dim, out_dim=out_dim)
+    except TypeError as err:
+        fail(f"{what}(in_dim={in_dim}, hidden_dim={hidden_dim}, out_dim={out_dim}) failed "
+             f"({err}); keep the signature ProjectionHead(in_dim, hidden_dim, out_dim).")
+    if not isinstance(head, nn.Module):
+        fail(f"{what} must be an nn.Module: class ProjectionHead(nn.Module), calling "
+             f"super().__init__() first in __init__.")
+    return head
+
+
+def check_projection_head(cls) -> None:
+    """Check ``ProjectionHead(in_dim, hidden_dim, out_dim)``: shapes, non-linearity, gradients."""
+    what = "ProjectionHead"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        _check_projection_head(cls, what)
+
+
+def _check_projection_head(cls, what: str) -> None:
+    in_dim, hidden_dim, out_dim, B = 12, 20, 6, 8
+    head = _make_head(cls, in_dim, hidden_dim, out_dim, what)
+    h = fixed_tensor(B, in_dim, scale=2.0)
+    head.train()
+    with quiet():
+        z = head(h)
+    require_tensor(z, f"{what}(h)")
+    if tuple(z.shape) == (B, hidden_dim):
+        fail(f"{what}: the output has hidden_dim={hidden_dim} features; the last Linear "
+             f"layer must map hidden_dim -> out_dim.")
+    require_tensor(z, f"{what}(12 -> 20 -> 6)(h of shape ({B}, {in_dim}))", shape=(B, out_dim))
+    require_finite(z, what)
+    require_grad(z, what)
+    z.pow(2).sum().backward()
+    for name, p in head.named_parameters():
+        if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0):
+            fail(f"{what}: parameter {name} gets no gradient; is it used in forward()?")
+
+    n_params = sum(p.numel() for p in head.parameters() if p.requires_grad)
+    weights = in_dim * hidden_dim + hidden_dim * out_dim
+    extra = 3 * hidden_dim + 3 * out_dim        # biases and BatchNorm scales/shifts
+    if n_params < weights:
+        fail(f"{what} has {n_params} trainable parameters, fewer than the {weights} of "
+             f"Linear({in_dim}, {hidden_dim}) and Linear({hidden_dim}, {out_dim}).")
+    if n_params > weights + extra:
+        fail(f"{what} has {n_params} trainable parameters; Linear(in_dim, hidden_dim), an "
+             f"optional BatchNorm1d, ReLU and Linear(hidden_dim, out_dim) have at most "
+             f"{weights + extra}. Did you add layers?")
+
+    # In eval mode BatchNorm is a fixed affine map, so a head without a non-linearity
+    # is affine: the output of a midpoint is the midpoint of the outputs.
+    head.eval()
+    a, b = fixed_tensor(B, in_dim, scale=2.0), fixed_tensor(B, in_dim, scale=2.0, phase=1.3)
+    with torch.no_grad(), quiet():
+        fa, fb, fmid = head(a), head(b), head((a + b) / 2)
+        first_alone = head(a[:1])
+    if close(fmid, (fa + fb) / 2, rtol=1e-4, atol=1e-5):
+        fail(f"{what} is a linear (affine) map: two Linear layers in a row collapse into "
+             f"one. Put a ReLU between them.")
+    if bool((fa >= 0).all() and (fb >= 0).all()):
+        fail(f"{what}: every output is >= 0, so z went through a ReLU at the end. z is the "
+             f"output of the last Linear layer (no activation after it); otherwise every "
+             f"cosine similarity is >= 0.")
+    if not close(first_alone, fa[:1], rtol=1e-4, atol=1e-5):
+        fail(f"{what}: in eval mode a sample's output depends on the rest of the batch. "
+             f"BatchNorm must use its running statistics in eval mode (nn.BatchNorm1d does; "
+             f"batch statistics computed by hand do not).")
+
+    other = _make_head(cls, 7, 5, 3, what)
+    try:
+        with quiet():
+            z_other = other.train()(fixed_tensor(2, 7))
+    except RuntimeError as err:
+        fail(f"{what}(in_dim=7, hidden_dim=5, out_dim=3) fails on h of shape (2, 7): {err}. "
+             f"Use the constructor's arguments, not fixed sizes.")
+    require_tensor(z_other, f"{what}(in_dim=7, hidden_dim=5, out_dim=3)(h of shape (2, 7))",
+                   shape=(2, 3), hint="Use the constructor's arguments, not fixed sizes.")
+    passed(what, f"{in_dim} -> {hidden_dim} -> {out_dim} with {n_params} parameters, "
+                 f"non-linear, gradients reach every parameter")
+
+
+__all__ = ["check_cosine_similarity_matrix", "check_nt_xent_loss", "check_nt_xent_loss_naive",
+           "check_projection_head", "check_simclr_transform", "check_softmax_cross_entropy"]
