@@ -34,8 +34,13 @@ def code_cells(assignment: str) -> list[dict]:
 
 
 def run_cells(assignment: str, until_last_solution: bool = False, skip_tests: bool = False,
-              figure_dir: Path | None = None, verbose: bool = True) -> tuple[dict, list[float]]:
-    """Execute the master's code cells; return the namespace and per-cell seconds."""
+              figure_dir: Path | None = None, verbose: bool = True,
+              overrides: dict | None = None) -> tuple[dict, list[float]]:
+    """Execute the master's code cells; return the namespace and per-cell seconds.
+
+    ``overrides`` (e.g. ``{"EPOCHS": 20}``) are set right after the first cell that
+    defines all of their names, so later cells use them.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -64,6 +69,11 @@ def run_cells(assignment: str, until_last_solution: bool = False, skip_tests: bo
         t0 = time.perf_counter()
         exec(compile(cell["source"], f"<{assignment} cell {i}>", "exec"), namespace)
         save_figures()
+        if overrides and all(k in namespace for k in overrides):
+            namespace.update(overrides)
+            if verbose:
+                print(f"[cell {i:2d}] overrides: {overrides}", flush=True)
+            overrides = None
         seconds.append(time.perf_counter() - t0)
         if verbose:
             print(f"[cell {i:2d}] {seconds[-1]:7.2f} s", flush=True)

@@ -92,10 +92,10 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> torch.Generat
 
 
 def num_workers(mode: str | None = None) -> int:
-    """DataLoader workers: none while grading or in fast mode, else the CPU count (at most 8)."""
+    """DataLoader workers: none while grading or in fast mode, else the CPU count (at most 16)."""
     if (mode or run_mode()) != "full":
         return 0
-    return min(8, os.cpu_count() or 1)
+    return min(16, os.cpu_count() or 1)
 
 
 def project_root() -> Path | None:
