@@ -373,7 +373,7 @@ KNOWN_FAILURES = [
 KNOWN_NOTES = [
     (r"Missing grade cell (\S+) encountered", "test cell {0} was missing and was put back"),
     (r"Checksum for grade cell (\S+) has changed", "graded cell {0} was edited; the master's was used"),
-    (r"CellTimeoutError|Cell execution timed out", "a cell ran past the time limit"),
+    (r"Timeout waiting for execute reply \((\d+)s\)", "a cell ran past the {0} s limit and was interrupted"),
 ]
 
 
@@ -430,7 +430,7 @@ def grade_student(course_dir: Path, assignment: str, student: str,
                          notes=log_notes(log))
     if timed_out:
         result.reason = f"grading took longer than {timeout:.0f} s and was stopped"
-    elif returncode != 0 or "| ERROR]" in log:
+    elif returncode != 0 or "There was an error processing assignment" in log:
         result.reason = failure_reason(log)
     else:
         result.ok = True
