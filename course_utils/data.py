@@ -217,13 +217,15 @@ def _load_tar(path: Path, split: str) -> ImageArrays:
         with np.load(cache, allow_pickle=False) as z:
             classes = [str(c) for c in z["classes"]]  # plain str, not numpy.str_
             return ImageArrays(z["images"], z["labels"], classes, f"folder:{path.name}")
-    with tarfile.open(path) as tar:
-        members = {m.name: m for m in tar.getmembers() if m.isfile()}
-        entries = _folder_entries(list(members), split)
-        if not entries:
-            raise DatasetUnavailable(f"No images found in archive {path}")
-        classes = sorted({c for _, c in entries})
-        images = np.stack([_decode(tar.extractfile(members[n]).read()) for n, _ in entries])
+    # One sequential pass: random access into a compressed tar re-reads it from the start.
+    with tarfile.open(path, mode="r|*") as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar
+                 if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES)}
+    entries = _folder_entries(list(files), split)
+    if not entries:
+        raise DatasetUnavailable(f"No images found in archive {path}")
+    classes = sorted({c for _, c in entries})
+    images = np.stack([_decode(files[n]) for n, _ in entries])
     labels = np.array([classes.index(c) for _, c in entries])
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, images=images, labels=labels, classes=np.array(classes))
