@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..augment import CIFAR10_MEAN, CIFAR10_STD
 from . import (as_array, close, diagnose, fail, fixed_tensor, passed, quiet, require_finite,
                require_grad, require_tensor, short)
 
@@ -281,8 +282,6 @@ def check_nt_xent_loss(fn) -> None:
 
 CIFAR_BLACK = (-1.98947, -1.98029, -1.70680)     # Normalize(CIFAR-10 mean, std) of 0.0
 IMAGENET_BLACK = (-2.11790, -2.03571, -1.80444)  # Normalize(ImageNet mean, std) of 0.0
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)            # as course_utils.augment.CIFAR10_MEAN
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
 N_DRAWS = 240
 
 
@@ -301,8 +300,8 @@ def _halves(w: int, h: int) -> np.ndarray:
 
 
 def _denormalize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(CIFAR_MEAN).view(3, 1, 1)
-    std = torch.tensor(CIFAR_STD).view(3, 1, 1)
+    mean = torch.tensor(CIFAR10_MEAN).view(3, 1, 1)
+    std = torch.tensor(CIFAR10_STD).view(3, 1, 1)
     return x.detach().float() * std + mean
 
 
@@ -373,6 +372,11 @@ def _check_simclr_transform(fn, what: str) -> None:
              f"got {short(black)}. Normalize(CIFAR10_MEAN, CIFAR10_STD) must come last, "
              f"after ToTensor().")
 
+    # Blur is looked for by name, where the transform is a (nested) composition.
+    if _find(transform, "GaussianBlur"):
+        fail(f"{what}(blur=False) blurs; blur only when blur=True (the CIFAR recipe has no "
+             f"blur).")
+
     # Crop and flip, on an image whose left half is dark and right half light. Colour
     # jitter keeps the order of the two grays, so only a flip puts the light half left, and
     # only a crop that falls inside one half gives a uniform output.
@@ -422,11 +426,6 @@ def _check_simclr_transform(fn, what: str) -> None:
              f"{np.std(jittered):.2f}); the CIFAR recipe uses strength s = 0.5: "
              f"ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) = (0.4, 0.4, 0.4, 0.1).")
 
-    # Blur: looked for by name, where the transform is a (nested) composition.
-    has_blur = _find(transform, "GaussianBlur")
-    if has_blur:
-        fail(f"{what}(blur=False) blurs; blur only when blur=True (the CIFAR recipe has no "
-             f"blur).")
     with quiet():
         blurred = fn(image_size=32, blur=True)
     out_blur = _draw(blurred, _image(size_wh, _halves), 1)[0]
