@@ -39,9 +39,9 @@ def time_call(fn, z_i, z_j, tau, repeats: int) -> float:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128, 256])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     ns, _ = run_cells("01_simclr_ntxent", until_last_solution=True, skip_tests=True,
