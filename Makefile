@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 ## reference submissions and print the grades and where the outputs are.
 demo: setup notebooks
 	$(PY) autograder/course.py demo
+	@echo "executed notebooks (fast mode): $(CURDIR)/$(BUILD)/executed/"
 
 ## Execute every master notebook end to end in fast mode into build/executed/.
 notebooks: setup
