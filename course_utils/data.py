@@ -176,23 +176,35 @@ def _decode(data: bytes | str | Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+SPLITS = ("train", "test")
+HELD_OUT_FRACTION = 0.2   # test share of each class in a folder without train/ and test/
+
+
 def _folder_entries(names: Sequence[str], split: str) -> list[tuple[str, str]]:
-    """(name, class) for image paths laid out as [prefix/][split/]class/file."""
-    parts = [Path(n).parts for n in names if n.lower().endswith(IMAGE_SUFFIXES)]
-    has_split = any(split in p[:-2] for p in parts)
+    """(name, class) of the ``split`` for image paths laid out as [prefix/][split/]class/file.
+
+    Without ``train/`` and ``test/`` folders, the last 20% of each class (in name order,
+    at least one image of a class of two or more) is the test split, the rest is train.
+    """
+    images = sorted((n, Path(n).parts) for n in names if n.lower().endswith(IMAGE_SUFFIXES))
+    if any(s in parts[:-2] for _, parts in images for s in SPLITS):
+        return [(n, parts[-2]) for n, parts in images if split in parts[:-2]]
+    by_class: dict[str, list[str]] = {}
+    for n, parts in images:
+        by_class.setdefault(parts[-2], []).append(n)
     entries = []
-    for name, p in zip([n for n in names if n.lower().endswith(IMAGE_SUFFIXES)], parts):
-        if has_split and split not in p[:-2]:
-            continue
-        entries.append((name, p[-2]))
+    for cls, files in by_class.items():
+        n_test = max(1, round(HELD_OUT_FRACTION * len(files))) if len(files) > 1 else 0
+        chosen = files[len(files) - n_test:] if split == "test" else files[:len(files) - n_test]
+        entries += [(n, cls) for n in chosen]
     return sorted(entries)
 
 
 def load_image_folder(path: str | Path, split: str = "train") -> ImageArrays:
     """An ImageFolder (or a tar archive of one) as :class:`ImageArrays`.
 
-    With ``train/`` and ``test/`` subfolders the split is chosen, otherwise all images are
-    used. Images must share one size. Decoded archives are cached under :func:`data_dir`.
+    With ``train/`` and ``test/`` subfolders the split is chosen; otherwise the last 20% of
+    each class is held out as the test split. Images must share one size. Decoded archives are cached under :func:`data_dir`.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -211,7 +223,7 @@ def load_image_folder(path: str | Path, split: str = "train") -> ImageArrays:
 
 def _load_tar(path: Path, split: str) -> ImageArrays:
     stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime}:{split}".encode())
+    key = hashlib.sha1(f"v2:{path.resolve()}:{stat.st_size}:{stat.st_mtime}:{split}".encode())
     cache = data_dir() / "cache" / f"{path.name.split('.')[0]}-{split}-{key.hexdigest()[:10]}.npz"
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:

@@ -132,13 +132,25 @@ def _assert_colours_match_labels(arrays):
         assert tuple(image[0, 0]) == COLOURS[arrays.classes[label]]
 
 
-def test_load_image_folder_class_layout(course_env, tmp_path):
-    _write_class_folders(tmp_path / "pets", {"dog": 2, "cat": 3})
-    arrays = load_dataset(f"folder:{tmp_path / 'pets'}", "train")
-    assert arrays.classes == ["cat", "dog"]
-    assert arrays.images.shape == (5, 8, 8, 3) and arrays.images.dtype == np.uint8
-    assert np.bincount(arrays.labels).tolist() == [3, 2]
-    _assert_colours_match_labels(arrays)
+def test_load_image_folder_class_layout_holds_out_a_test_split(course_env, tmp_path):
+    _write_class_folders(tmp_path / "pets", {"dog": 2, "cat": 10})
+    train = load_dataset(f"folder:{tmp_path / 'pets'}", "train")
+    test = load_dataset(f"folder:{tmp_path / 'pets'}", "test")
+    assert train.classes == test.classes == ["cat", "dog"]
+    assert train.images.shape == (9, 8, 8, 3) and train.images.dtype == np.uint8
+    assert np.bincount(train.labels).tolist() == [8, 1]   # 20% of each class held out
+    assert np.bincount(test.labels).tolist() == [2, 1]    # at least one per class
+    _assert_colours_match_labels(train)
+    _assert_colours_match_labels(test)
+
+
+def test_folder_split_is_disjoint_and_complete():
+    from course_utils.data import _folder_entries
+    names = [f"{c}/{i:02d}.jpg" for c in ("a", "b") for i in range(10)] + ["a/notes.txt"]
+    train, test = _folder_entries(names, "train"), _folder_entries(names, "test")
+    assert not set(train) & set(test)
+    assert sorted(train + test) == sorted((n, n[0]) for n in names if n.endswith(".jpg"))
+    assert [n for n, _ in test] == ["a/08.jpg", "a/09.jpg", "b/08.jpg", "b/09.jpg"]
 
 
 def _split_layout(root):
