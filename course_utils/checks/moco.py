@@ -176,7 +176,8 @@ def check_momentum_update(fn) -> None:
     online_buffers, target_buffers = _buffers(online), _buffers(target)
     with quiet():
         result = fn(online, target, MOMENTUM)
-    if isinstance(result, nn.Module) and result is not target and close(_params(result), MOM):
+    if (isinstance(result, nn.Module) and result is not target
+            and close(_params(result), MOM)):
         fail(f"{what} returned a new module; update `target` in place (p.mul_(m).add_(...), "
              f"or p.copy_(...)) so that the key encoder the training loop holds changes.")
     if any(a is not b for a, b in zip(target.parameters(), target_tensors)):
