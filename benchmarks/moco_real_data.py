@@ -1,0 +1,117 @@
+"""MoCo with notebook 02's own code on real CIFAR-10 images: kNN of random init, MoCo and,
+at the same (small) batch and budget, SimCLR with notebook 01's NT-Xent.
+
+KeyQueue, moco_step (with momentum_update and moco_logits) and the augmentation are the
+master notebook's; encoder, loop and evaluation are course_utils'. Prints one table and the
+minutes taken. Usage (CPU, several minutes):
+
+    .venv/bin/python benchmarks/moco_real_data.py \
+        --data ../shared/data/cifar10/cifar10_jpeg.tar.gz --batch-size 64 --epochs 3 --workers 1
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("COURSE_FAST", "1")  # the notebook's own set-up cells stay small
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from course_utils.data import TwoViewDataset, load_dataset  # noqa: E402
+from course_utils.evaluate import evaluate_encoder  # noqa: E402
+from course_utils.models import build_encoder  # noqa: E402
+from course_utils.runtime import get_device, seed_everything  # noqa: E402
+from course_utils.train import fit, steps_for, warmup_cosine  # noqa: E402
+from notebook_code import run_cells  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/cifar10/cifar10_jpeg.tar.gz"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--encoder", default="small", choices=["small", "resnet18"])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--queue-size", type=int, default=4096)
+    p.add_argument("--momentum", type=float, default=0.99)
+    p.add_argument("--train-limit", type=int, default=10000)
+    p.add_argument("--test-limit", type=int, default=2000)
+    p.add_argument("--tau", type=float, default=0.2)
+    p.add_argument("--lr", type=float, default=2e-3, help="AdamW (as in fast mode)")
+    p.add_argument("--no-simclr", action="store_true", help="skip the SimCLR comparison")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default=None, help="write the results as JSON here")
+    args = p.parse_args()
+
+    device = get_device(args.device)
+    ns, _ = run_cells("02_moco_queue", until_last_solution=True, skip_tests=True, verbose=False)
+    KeyQueue, moco_step, moco_transform = ns["KeyQueue"], ns["moco_step"], ns.get("moco_transform")
+    data = f"folder:{args.data}"
+    train = load_dataset(data, "train", limit=args.train_limit)
+    test = load_dataset(data, "test", limit=args.test_limit)
+    if moco_transform is None:   # defined after the last exercise: rebuild it the same way
+        from torchvision import transforms as T
+        from course_utils import augment
+        moco_transform = T.Compose([T.RandomResizedCrop(32, scale=(0.2, 1.0)),
+                                    T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4, 0.1),
+                                    T.RandomGrayscale(p=0.2), T.ToTensor(), augment.normalize()])
+    print(f"device {device} | train {len(train)} | test {len(test)} | encoder {args.encoder} | "
+          f"batch {args.batch_size} | K {args.queue_size} | m {args.momentum}")
+    seed_everything(1)
+    results = {"random init": evaluate_encoder(build_encoder(args.encoder).to(device), train,
+                                               test, linear=False, device=device)}
+    total = steps_for(args.epochs, len(train), args.batch_size)
+
+    def train_model(name, make_step, params, encoder):
+        loader = DataLoader(TwoViewDataset(train, moco_transform), batch_size=args.batch_size,
+                            shuffle=True, drop_last=True, num_workers=args.workers,
+                            persistent_workers=args.workers > 0)
+        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-6)
+        scheduler = warmup_cosine(optimizer, total, warmup_steps=max(1, total // 20))
+        t0 = time.perf_counter()
+        history = fit(make_step, loader, optimizer, epochs=args.epochs, scheduler=scheduler,
+                      device=device, progress=False)
+        minutes = (time.perf_counter() - t0) / 60
+        results[name] = evaluate_encoder(encoder, train, test, linear=False, device=device)
+        results[name].update(minutes=minutes, loss=[history.loss[0], history.epoch_loss[-1]])
+        print(f"{name}: loss {history.loss[0]:.3f} -> {history.epoch_loss[-1]:.3f}, "
+              f"{history.steps} steps, {minutes:.1f} min", flush=True)
+
+    def mlp_on(encoder):
+        d = encoder.feature_dim
+        return nn.Sequential(encoder, nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 128)).to(device)
+
+    seed_everything(0)
+    encoder = build_encoder(args.encoder)
+    query = mlp_on(encoder)
+    key = copy.deepcopy(query).requires_grad_(False)
+    queue = KeyQueue(128, args.queue_size, device=device)
+    train_model("MoCo", lambda b: moco_step(b[0][0], b[0][1], query, key, queue, args.momentum,
+                                            args.tau), query.parameters(), encoder)
+    if not args.no_simclr:
+        nt_xent_loss = run_cells("01_simclr_ntxent", until_last_solution=True, skip_tests=True,
+                                 verbose=False)[0]["nt_xent_loss"]
+        seed_everything(0)
+        encoder = build_encoder(args.encoder)
+        model = mlp_on(encoder)
+        train_model("SimCLR", lambda b: nt_xent_loss(model(b[0][0]), model(b[0][1]), args.tau),
+                    model.parameters(), encoder)
+    print(f"{'encoder':<14}{'kNN':>8}")
+    for name, r in results.items():
+        print(f"{name:<14}{100 * r['knn']:7.1f}%")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

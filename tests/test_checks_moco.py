@@ -1,0 +1,237 @@
+"""The visible checks of notebook 02 accept right answers and name the known mistakes."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils.checks import moco as checks
+
+
+def fails_with(check, fn, *words):
+    """Run ``check(fn)``; it must raise AssertionError mentioning every word."""
+    with pytest.raises(AssertionError) as info:
+        check(fn)
+    message = str(info.value).lower()
+    for word in words:
+        assert word.lower() in message, f"{word!r} not in: {info.value}"
+    return message
+
+
+# ----------------------------------------------------------------------------- momentum update
+
+
+@torch.no_grad()
+def momentum_right(online, target, m):
+    for po, pt in zip(online.parameters(), target.parameters()):
+        pt.copy_(m * pt + (1 - m) * po)
+
+
+def test_momentum_update_accepts_right_answer(capsys):
+    checks.check_momentum_update(momentum_right)
+    out = capsys.readouterr()
+    assert "[ok] momentum_update" in out.out and out.err == ""
+
+
+@torch.no_grad()
+def momentum_swapped(online, target, m):
+    for po, pt in zip(online.parameters(), target.parameters()):
+        pt.copy_((1 - m) * pt + m * po)
+
+
+@torch.no_grad()
+def momentum_state_dict(online, target, m):
+    so, st = online.state_dict(), target.state_dict()
+    for name, value in st.items():
+        if value.is_floating_point():
+            value.copy_(m * value + (1 - m) * so[name])
+
+
+def momentum_no_grad_missing(online, target, m):
+    for po, pt in zip(online.parameters(), target.parameters()):
+        pt.mul_(m).add_(po, alpha=1 - m)
+
+
+@torch.no_grad()
+def momentum_rebinds(online, target, m):
+    for po, pt in zip(online.parameters(), target.parameters()):
+        pt = m * pt + (1 - m) * po  # noqa: F841  (changes nothing)
+
+
+@pytest.mark.parametrize("fn, words", [
+    (momentum_swapped, ["swapped"]),
+    (momentum_state_dict, ["buffers"]),
+    (momentum_no_grad_missing, ["no_grad"]),
+    (momentum_rebinds, ["unchanged"]),
+])
+def test_momentum_update_names_mistakes(fn, words):
+    fails_with(checks.check_momentum_update, fn, *words)
+
+
+# ----------------------------------------------------------------------------- key queue
+
+
+class QueueRight:
+    def __init__(self, dim, size):
+        self.buffer = F.normalize(torch.randn(size, dim), dim=1)
+        self.ptr = 0
+
+    def enqueue(self, keys):
+        for key in keys.detach():
+            self.buffer[self.ptr] = key
+            self.ptr = (self.ptr + 1) % len(self.buffer)
+
+    @property
+    def keys(self):
+        return self.buffer.clone()
+
+
+class QueueNoWrap(QueueRight):
+    def enqueue(self, keys):
+        n = min(len(keys), len(self.buffer) - self.ptr)
+        self.buffer[self.ptr:self.ptr + n] = keys[:n].detach()
+        self.ptr = (self.ptr + n) % len(self.buffer)
+
+
+class QueueNewestFirst(QueueRight):
+    def enqueue(self, keys):
+        self.buffer = torch.cat([keys.detach(), self.buffer])[:len(self.buffer)]
+
+
+class QueueView(QueueRight):
+    @property
+    def keys(self):
+        return self.buffer
+
+
+class QueueMoCoLayout(QueueRight):
+    @property
+    def keys(self):
+        return self.buffer.T.clone()
+
+
+class QueueNotNormalised(QueueRight):
+    def __init__(self, dim, size):
+        super().__init__(dim, size)
+        self.buffer = torch.randn(size, dim) * 3
+
+
+def test_key_queue_accepts_right_answer(capsys):
+    checks.check_key_queue(QueueRight)
+    out = capsys.readouterr()
+    assert "[ok] KeyQueue" in out.out and out.err == ""
+
+
+@pytest.mark.parametrize("cls, words", [
+    (QueueNoWrap, ["wrap", "dropped"]),
+    (QueueNewestFirst, ["front"]),
+    (QueueView, ["copy"]),
+    (QueueMoCoLayout, ["(size, dim)"]),
+    (QueueNotNormalised, ["unit"]),
+])
+def test_key_queue_names_mistakes(cls, words):
+    fails_with(checks.check_key_queue, cls, *words)
+
+
+# ----------------------------------------------------------------------------- logits
+
+
+def logits_right(q, k, queue_keys, tau):
+    logits = torch.cat([torch.einsum("nc,nc->n", q, k)[:, None],
+                        torch.einsum("nc,kc->nk", q, queue_keys.detach())], dim=1) / tau
+    return logits, torch.zeros(len(q), dtype=torch.long)
+
+
+def test_moco_logits_accepts_right_answer(capsys):
+    checks.check_moco_logits(logits_right)
+    out = capsys.readouterr()
+    assert "[ok] moco_logits" in out.out and out.err == ""
+
+
+def logits_pos_last(q, k, queue_keys, tau):
+    logits, labels = logits_right(q, k, queue_keys, tau)
+    return logits.roll(-1, dims=1), labels
+
+
+def logits_no_tau(q, k, queue_keys, tau):
+    logits, labels = logits_right(q, k, queue_keys, tau)
+    return logits * tau, labels
+
+
+def logits_matrix(q, k, queue_keys, tau):
+    logits = torch.cat([q @ k.T, q @ queue_keys.detach().T], dim=1) / tau
+    return logits, torch.arange(len(q))
+
+
+def logits_attached(q, k, queue_keys, tau):
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue_keys.T], dim=1) / tau
+    return logits, torch.zeros(len(q), dtype=torch.long)
+
+
+def logits_float_labels(q, k, queue_keys, tau):
+    logits, _ = logits_right(q, k, queue_keys, tau)
+    return logits, torch.zeros(len(q))
+
+
+@pytest.mark.parametrize("fn, words", [
+    (logits_pos_last, ["column 0"]),
+    (logits_no_tau, ["temperature"]),
+    (logits_matrix, ["q @ k.t"]),
+    (logits_attached, ["detach"]),
+    (logits_float_labels, ["long"]),
+])
+def test_moco_logits_names_mistakes(fn, words):
+    fails_with(checks.check_moco_logits, fn, *words)
+
+
+# ----------------------------------------------------------------------------- training step
+
+
+def make_step(order="right", normalise=True, momentum=True, no_grad=True, key_from="key"):
+    def step(x_q, x_k, query_encoder, key_encoder, queue, m, tau):
+        if momentum and order != "momentum_after":
+            momentum_right(query_encoder, key_encoder, m)
+        norm = (lambda z: F.normalize(z, dim=1)) if normalise else (lambda z: z)
+        q = norm(query_encoder(x_q))
+        encoder = key_encoder if key_from == "key" else query_encoder
+        if no_grad:
+            with torch.no_grad():
+                k = norm(encoder(x_k))
+        else:
+            k = norm(encoder(x_k))
+        if order == "enqueue_first":
+            queue.enqueue(k)
+        logits, labels = logits_right(q, k, queue.keys, tau)
+        loss = F.cross_entropy(logits, labels)
+        if order != "enqueue_first":
+            queue.enqueue(k)
+        if order == "momentum_after":
+            momentum_right(query_encoder, key_encoder, m)
+        return loss
+    return step
+
+
+def test_moco_step_accepts_right_answer(capsys):
+    checks.check_moco_step(make_step())
+    out = capsys.readouterr()
+    assert "[ok] moco_step" in out.out and out.err == ""
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(order="enqueue_first"), ["before reading the queue"]),
+    (dict(momentum=False), ["not moved"]),
+    (dict(normalise=False), ["normalise"]),
+    (dict(no_grad=False), ["no_grad"]),
+    (dict(key_from="query"), ["query encoder"]),
+    (dict(order="momentum_after"), ["loss"]),
+])
+def test_moco_step_names_mistakes(kwargs, words):
+    fails_with(checks.check_moco_step, make_step(**kwargs), *words)
+
+
+def test_recording_queue_notes_the_order():
+    queue = checks.RecordingQueue(torch.eye(3))
+    _ = queue.keys
+    queue.enqueue(torch.ones(1, 3))
+    assert queue.events == ["keys", "enqueue"]
+    assert torch.equal(queue.keys[0], torch.ones(3))
