@@ -10,7 +10,6 @@ minutes taken. Usage (CPU, several minutes):
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -25,40 +24,26 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from course_utils.data import TwoViewDataset, load_dataset  # noqa: E402
+from course_utils.data import TwoViewDataset  # noqa: E402
 from course_utils.evaluate import evaluate_encoder  # noqa: E402
 from course_utils.models import build_encoder  # noqa: E402
 from course_utils.runtime import get_device, seed_everything  # noqa: E402
 from course_utils.train import fit, steps_for, warmup_cosine  # noqa: E402
+from common import load_real_data, real_data_parser  # noqa: E402
 from notebook_code import run_cells  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/cifar10/cifar10_jpeg.tar.gz"
-
-
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--encoder", default="small", choices=["small", "resnet18"])
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p = real_data_parser(__doc__.splitlines()[0], epochs=3, batch_size=64)
     p.add_argument("--queue-size", type=int, default=4096)
     p.add_argument("--momentum", type=float, default=0.99)
-    p.add_argument("--train-limit", type=int, default=10000)
-    p.add_argument("--test-limit", type=int, default=2000)
-    p.add_argument("--tau", type=float, default=0.2)
     p.add_argument("--lr", type=float, default=2e-3, help="AdamW (as in fast mode)")
     p.add_argument("--no-simclr", action="store_true", help="skip the SimCLR comparison")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    p.add_argument("--device", default=None)
-    p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args()
 
     device = get_device(args.device)
     ns, _ = run_cells("02_moco_queue", until_last_solution=True, skip_tests=True, verbose=False)
     KeyQueue, moco_step, moco_transform = ns["KeyQueue"], ns["moco_step"], ns.get("moco_transform")
-    data = f"folder:{args.data}"
-    train = load_dataset(data, "train", limit=args.train_limit)
-    test = load_dataset(data, "test", limit=args.test_limit)
+    train, test = load_real_data(args)
     if moco_transform is None:   # defined after the last exercise: rebuild it the same way
         from torchvision import transforms as T
         from course_utils import augment

@@ -9,7 +9,6 @@ SimCLR, and the minutes taken. Usage (CPU, a few minutes):
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -22,31 +21,19 @@ os.environ.setdefault("COURSE_FAST", "1")  # the notebook's own set-up cells sta
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from course_utils.data import TwoViewDataset, load_dataset  # noqa: E402
+from course_utils.data import TwoViewDataset  # noqa: E402
 from course_utils.evaluate import evaluate_encoder  # noqa: E402
 from course_utils.models import build_encoder  # noqa: E402
 from course_utils.runtime import get_device, seed_everything  # noqa: E402
 from course_utils.train import fit, steps_for, warmup_cosine  # noqa: E402
+from common import load_real_data, real_data_parser  # noqa: E402
 from notebook_code import run_cells  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/cifar10/cifar10_jpeg.tar.gz"
-
-
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--encoder", default="small", choices=["small", "resnet18"])
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--train-limit", type=int, default=10000)
-    p.add_argument("--test-limit", type=int, default=2000)
-    p.add_argument("--tau", type=float, default=0.2)
+    p = real_data_parser(__doc__.splitlines()[0], epochs=5, batch_size=256)
     p.add_argument("--optimizer", default="adamw", choices=["sgd", "adamw"])
     p.add_argument("--lr", type=float, default=None,
                    help="default: SGD 0.06 * batch / 128 (lightly), AdamW 2e-3 (fast mode)")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    p.add_argument("--device", default=None)
-    p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args()
 
     seed_everything(0)
@@ -56,9 +43,7 @@ def main():
     nt_xent_loss, ProjectionHead = ns["nt_xent_loss"], ns["ProjectionHead"]
     simclr_transform = ns["simclr_transform"]
 
-    data = f"folder:{args.data}"
-    train = load_dataset(data, "train", limit=args.train_limit)
-    test = load_dataset(data, "test", limit=args.test_limit)
+    train, test = load_real_data(args)
     print(f"device {device} | train {len(train)} | test {len(test)} | encoder {args.encoder}")
 
     random_encoder = build_encoder(args.encoder).to(device)

@@ -6,16 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.checks import moco as checks
-
-
-def fails_with(check, fn, *words):
-    """Run ``check(fn)``; it must raise AssertionError mentioning every word."""
-    with pytest.raises(AssertionError) as info:
-        check(fn)
-    message = str(info.value).lower()
-    for word in words:
-        assert word.lower() in message, f"{word!r} not in: {info.value}"
-    return message
+from helpers import fails_with
 
 
 # ----------------------------------------------------------------------------- momentum update

@@ -10,18 +10,7 @@ from torchvision import transforms as T
 from course_utils.augment import CIFAR10_MEAN, CIFAR10_STD
 from course_utils.checks import CheckFailure, diagnose, fixed_tensor
 from course_utils.checks import simclr as checks
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def fails_with(check, fn, *words):
-    """Run ``check(fn)``; it must raise AssertionError mentioning every word."""
-    with pytest.raises(AssertionError) as info:
-        check(fn)
-    message = str(info.value).lower()
-    for word in words:
-        assert word.lower() in message, f"{word!r} not in: {info.value}"
-    return message
+from helpers import fails_with
 
 
 def test_diagnose_names_the_matching_mistake():
