@@ -41,15 +41,11 @@ def main():
     args = p.parse_args()
 
     device = get_device(args.device)
-    ns, _ = run_cells("02_moco_queue", until_last_solution=True, skip_tests=True, verbose=False)
-    KeyQueue, moco_step, moco_transform = ns["KeyQueue"], ns["moco_step"], ns.get("moco_transform")
+    # Up to the notebook's own augmentation, defined after the exercises.
+    ns, _ = run_cells("02_moco_queue", skip_tests=True, verbose=False,
+                      until_defined=("KeyQueue", "moco_step", "moco_transform"))
+    KeyQueue, moco_step, moco_transform = ns["KeyQueue"], ns["moco_step"], ns["moco_transform"]
     train, test = load_real_data(args)
-    if moco_transform is None:   # defined after the last exercise: rebuild it the same way
-        from torchvision import transforms as T
-        from course_utils import augment
-        moco_transform = T.Compose([T.RandomResizedCrop(32, scale=(0.2, 1.0)),
-                                    T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4, 0.1),
-                                    T.RandomGrayscale(p=0.2), T.ToTensor(), augment.normalize()])
     print(f"device {device} | train {len(train)} | test {len(test)} | encoder {args.encoder} | "
           f"batch {args.batch_size} | K {args.queue_size} | m {args.momentum}")
     seed_everything(1)

@@ -35,8 +35,12 @@ def code_cells(assignment: str) -> list[dict]:
 
 def run_cells(assignment: str, until_last_solution: bool = False, skip_tests: bool = False,
               figure_dir: Path | None = None, verbose: bool = True,
-              overrides: dict | None = None) -> tuple[dict, list[float]]:
+              overrides: dict | None = None,
+              until_defined: tuple[str, ...] = ()) -> tuple[dict, list[float]]:
     """Execute the master's code cells; return the namespace and per-cell seconds.
+
+    ``until_defined`` stops after the first cell by which all of those names exist
+    (it replaces ``until_last_solution``).
 
     ``overrides`` (e.g. ``{"EPOCHS": 20}``) are set right after the first cell that
     defines all of their names, so later cells use them.
@@ -46,7 +50,7 @@ def run_cells(assignment: str, until_last_solution: bool = False, skip_tests: bo
     import matplotlib.pyplot as plt
 
     cells = code_cells(assignment)
-    if until_last_solution:
+    if until_last_solution and not until_defined:
         last = max(i for i, c in enumerate(cells) if c["nbgrader"].get("solution"))
         cells = cells[:last + 1]
     saved = [0]
@@ -77,4 +81,6 @@ def run_cells(assignment: str, until_last_solution: bool = False, skip_tests: bo
         seconds.append(time.perf_counter() - t0)
         if verbose:
             print(f"[cell {i:2d}] {seconds[-1]:7.2f} s", flush=True)
+        if until_defined and all(k in namespace for k in until_defined):
+            break
     return namespace, seconds
