@@ -1,4 +1,5 @@
-"""How good is a representation? Features, weighted kNN, linear probe, label fractions.
+"""How good is a representation? Features, weighted kNN, linear probe, fine-tuning, label
+fractions.
 
 The kNN classifier is the one of InstDisc (Wu et al. 2018) used by lightly's benchmarks:
 cosine similarity to every training feature, the k = 200 nearest vote for their class with
@@ -6,15 +7,20 @@ weight exp(similarity / 0.1).
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .augment import eval_transform
+from torchvision import transforms as T
+
+from .augment import eval_transform, normalize
 from .data import ImageArrays, ImageDataset, label_fraction
 from .runtime import get_device
+from .train import fit, steps_for, warmup_cosine
 
 
 @torch.no_grad()
@@ -88,6 +94,46 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, epochs: int
             sched.step()
     with torch.no_grad():
         return (clf(xte).argmax(1).cpu() == test_labels).float().mean().item()
+
+
+def finetune_transform(image_size: int) -> T.Compose:
+    """The light supervised augmentation of fine-tuning: 4-pixel padded crop and flip."""
+    return T.Compose([T.RandomCrop(image_size, padding=4), T.RandomHorizontalFlip(),
+                      T.ToTensor(), normalize()])
+
+
+def fine_tune(encoder: nn.Module, train: ImageArrays, test: ImageArrays, epochs: int = 10,
+              lr: float = 1e-3, weight_decay: float = 0.05, batch_size: int = 128,
+              max_steps: int | None = None, transform=None, num_workers: int = 0,
+              seed: int = 0, device: torch.device | None = None,
+              progress: bool | None = None) -> float:
+    """Test accuracy (0..1) after training a copy of ``encoder`` and a linear head, end to end.
+
+    Unlike the linear probe every weight moves, so this measures how good a *starting
+    point* the representation is. ``encoder`` itself is left untouched.
+    """
+    device = device or get_device()
+    generator = torch.Generator().manual_seed(seed)
+    net = copy.deepcopy(encoder)
+    head = nn.Linear(net.feature_dim, train.num_classes)
+    model = nn.Sequential(net, head).to(device).train()
+    transform = transform or finetune_transform(train.images.shape[1])
+    loader = DataLoader(ImageDataset(train, transform), batch_size=batch_size, shuffle=True,
+                        drop_last=len(train) >= batch_size, num_workers=num_workers,
+                        generator=generator)
+    total = steps_for(epochs, len(train), batch_size, drop_last=len(train) >= batch_size)
+    total = min(total, max_steps) if max_steps is not None else total
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = warmup_cosine(optimizer, total, warmup_steps=max(1, total // 10))
+
+    def step(batch):
+        x, y = batch
+        return F.cross_entropy(model(x), y)
+
+    fit(step, loader, optimizer, epochs=epochs, max_steps=max_steps, scheduler=scheduler,
+        device=device, progress=progress, desc="fine-tune")
+    feats, labels = extract_features(model, test, device=device)   # logits, in eval mode
+    return (feats.argmax(1) == labels).float().mean().item()
 
 
 def label_fraction_table(train_feats, train_labels, test_feats, test_labels,

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
+from .vit import VIT_SIZES, build_vit
+
 
 class ResNetCIFAR(nn.Module):
     """ResNet-18 with a CIFAR stem; ``forward`` returns h (B, 512)."""
@@ -56,12 +58,16 @@ def resnet18_cifar() -> ResNetCIFAR:
 
 
 def build_encoder(name: str) -> nn.Module:
-    """'resnet18' (CIFAR stem) or 'small'; every encoder has ``.feature_dim``."""
+    """'resnet18' (CIFAR stem), 'small', or a ViT size of :mod:`course_utils.vit`
+    ('vit_tiny', 'vit_micro'); every encoder has ``.feature_dim``."""
     if name == "resnet18":
         return resnet18_cifar()
     if name == "small":
         return SmallConvNet()
-    raise ValueError(f"unknown encoder {name!r}: use 'resnet18' or 'small'")
+    if name in VIT_SIZES:
+        return build_vit(name)
+    raise ValueError(f"unknown encoder {name!r}: use 'resnet18', 'small' or one of "
+                     f"{sorted(VIT_SIZES)}")
 
 
 def count_parameters(model: nn.Module) -> int:

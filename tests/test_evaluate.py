@@ -113,3 +113,18 @@ def test_evaluate_encoder_reports_knn_and_linear():
     result = evaluate_encoder(SmallConvNet(width=8), train, test, device=CPU, epochs=5)
     assert set(result) == {"knn", "linear"} and all(0 <= v <= 1 for v in result.values())
     assert set(evaluate_encoder(SmallConvNet(width=8), train, test, linear=False, device=CPU)) == {"knn"}
+
+
+def test_fine_tune_learns_and_leaves_the_encoder_alone():
+    from course_utils.data import make_shapes
+    from course_utils.evaluate import fine_tune
+    from course_utils.models import SmallConvNet
+
+    torch.manual_seed(0)
+    train, test = make_shapes(600, seed=0), make_shapes(200, seed=1)
+    encoder = SmallConvNet(width=8)
+    before = [p.detach().clone() for p in encoder.parameters()]
+    acc = fine_tune(encoder, train, test, epochs=8, lr=3e-3, batch_size=64, progress=False,
+                    device=torch.device("cpu"))
+    assert acc > 0.2                      # chance is 0.1
+    assert all(torch.equal(p, b) for p, b in zip(encoder.parameters(), before))

@@ -42,5 +42,5 @@ def test_gradients_reach_the_first_layer(name):
 
 
 def test_build_encoder_rejects_unknown_names():
-    with pytest.raises(ValueError, match="vit"):
+    with pytest.raises(ValueError, match="vit_tiny"):
         build_encoder("vit")
