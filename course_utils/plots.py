@@ -7,6 +7,7 @@ so that Jupyter does not show the returned figure a second time.
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -291,4 +292,102 @@ def plot_accuracy_bars(results: Mapping[str, float], title: str | None = None, a
                 ha="center", va="bottom", fontsize=8, color="gray")
     if title:
         ax.set_title(title, pad=14 if chance is not None else 6)
+    return fig
+
+
+# ---------------------------------------------------------------------------- masked autoencoders
+
+def _as_nchw(images) -> torch.Tensor:
+    """A batch of images (uint8 array N, H, W, C or float tensor N, C, H, W in [0, 1]) as a
+    float tensor (N, C, H, W) in [0, 1]."""
+    if torch.is_tensor(images) and images.dtype != torch.uint8:
+        if images.ndim != 4:
+            raise ValueError(f"expected a tensor (N, C, H, W), got shape {tuple(images.shape)}")
+        return images.detach().cpu().float().clamp(0, 1)
+    images = _numpy(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected an array (N, H, W, C), got shape {images.shape}")
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    return torch.from_numpy(images.astype(np.float32) / scale).permute(0, 3, 1, 2).clamp(0, 1)
+
+
+def _patch_grid_shape(height: int, width: int, patch_size: int) -> tuple[int, int]:
+    """(rows, columns) of the grid of patch_size x patch_size patches."""
+    if patch_size < 1 or height % patch_size or width % patch_size:
+        raise ValueError(f"patch_size={patch_size} does not divide the {height}x{width} image")
+    return height // patch_size, width // patch_size
+
+
+def grey_out_patches(images, mask, patch_size: int, fill: float = 0.5) -> torch.Tensor:
+    """The images with every removed patch (``mask`` 1) painted ``fill`` grey.
+
+    ``images``: uint8 (N, H, W, C) or float tensor (N, C, H, W) in [0, 1]; ``mask``: (N, L),
+    1 = removed, patches in row-major order of the (H/p) x (W/p) grid. Returns (N, C, H, W).
+    """
+    x = _as_nchw(images)                                                # (N, C, H, W)
+    n, _, height, width = x.shape
+    rows, cols = _patch_grid_shape(height, width, patch_size)
+    mask = torch.as_tensor(mask).detach().cpu()
+    if mask.shape != (n, rows * cols):
+        raise ValueError(f"mask should have shape (N, L) = ({n}, {rows * cols}) for {n} "
+                         f"{height}x{width} images in {patch_size}x{patch_size} patches, "
+                         f"got {tuple(mask.shape)}")
+    removed = mask.bool().reshape(n, rows, cols)                        # (N, H/p, W/p)
+    removed = removed.repeat_interleave(patch_size, 1).repeat_interleave(patch_size, 2)
+    return torch.where(removed[:, None], torch.full_like(x, fill), x)   # (N, C, H, W)
+
+
+def patch_grid(image, patch_size: int = 4, ax=None, numbers: bool = True):
+    """One image cut into ``patch_size`` x ``patch_size`` patches: the grid drawn over it and,
+    with ``numbers``, each patch's index in row-major order (the order of ``patchify``).
+
+    ``image``: uint8 (H, W, C) or float tensor (C, H, W) in [0, 1].
+    """
+    import matplotlib.patheffects as effects
+
+    pixels = _as_hwc(image)
+    height, width = pixels.shape[:2]
+    rows, cols = _patch_grid_shape(height, width, patch_size)
+    fig, ax = _new_axes(ax, (4.5, 4.5 * height / width + 0.4))
+    _show(ax, pixels)
+    edges_x = np.arange(cols + 1) * patch_size - 0.5  # pixel centres are at integers
+    edges_y = np.arange(rows + 1) * patch_size - 0.5
+    ax.vlines(edges_x, -0.5, height - 0.5, colors="white", linewidth=0.8, alpha=0.9)
+    ax.hlines(edges_y, -0.5, width - 0.5, colors="white", linewidth=0.8, alpha=0.9)
+    if numbers:
+        outline = [effects.withStroke(linewidth=1.5, foreground="black")]
+        fontsize = max(4, min(8, 200 / max(rows, cols) ** 1.2))
+        for index in range(rows * cols):
+            row, col = divmod(index, cols)
+            ax.text(edges_x[col] + 0.25, edges_y[row] + 0.2, str(index), color="white",
+                    fontsize=fontsize, ha="left", va="top", path_effects=outline)
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_title(f"{rows} x {cols} = {rows * cols} patches of {patch_size}x{patch_size} pixels"
+                 + (", numbered row by row" if numbers else ""), fontsize=9)
+    return fig
+
+
+def mae_reconstructions(rows: Mapping[str, object], n_images: int = 6, title: str | None = None):
+    """One row of images per entry of ``rows`` (e.g. original, masked, reconstruction,
+    reconstruction + visible), named on the left; the first ``n_images`` of each.
+
+    Each entry: a float tensor (N, 3, H, W) in [0, 1] or a uint8 array (N, H, W, 3).
+    """
+    if not rows:
+        raise ValueError("rows is empty: give a dict name -> images")
+    batches = {name: _as_nchw(images) for name, images in rows.items()}
+    n = min([n_images] + [len(images) for images in batches.values()])
+    if n < 1:
+        raise ValueError("no image to show")
+    fig, axes = plt.subplots(len(batches), n, figsize=(1.25 * n + 0.9, 1.25 * len(batches)
+                                                       + (0.35 if title else 0)),
+                             squeeze=False, layout="constrained")
+    for row_axes, (name, images) in zip(axes, batches.items()):
+        for ax, img in zip(row_axes, images[:n]):
+            _show(ax, img)
+        row_axes[0].set_ylabel(textwrap.fill(name, 15), fontsize=9, rotation=0, ha="right",
+                               va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

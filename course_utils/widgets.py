@@ -2,6 +2,10 @@
 
 :func:`temperature_explorer` shows what the temperature tau does to a softmax over one
 anchor's similarities to its candidates: one positive and many negatives.
+:func:`mask_ratio_explorer` shows what MAE's random masking leaves of a few images.
+
+Each returns an ipywidgets slider above an image in a notebook, and a static matplotlib
+figure elsewhere (or with ``interactive=False``).
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import math
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+
+from .plots import _as_nchw, _patch_grid_shape, _show, grey_out_patches
 
 # One anchor's cosine similarity to 12 candidates: the positive (index 0), two hard
 # negatives close to it, and easier ones spread down to -0.4. Fixed, for illustration.
@@ -100,6 +106,37 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _ipywidgets_or_none(interactive: bool | None):
+    """The ipywidgets module when a widget should be returned, else None (draw a figure)."""
+    if interactive is None:
+        interactive = _in_notebook()
+    try:
+        import ipywidgets
+    except ImportError:
+        ipywidgets = None
+    return ipywidgets if interactive else None
+
+
+def _slider_above_figure(ipywidgets, slider, fig: Figure, draw):
+    """VBox([slider, image]): ``draw(fig, value)`` on every move of the slider, sent as a PNG.
+
+    The figure lives outside pyplot, so Jupyter never shows it twice; it is kept as
+    ``box.figure``.
+    """
+    image = ipywidgets.Image(format="png")
+
+    def redraw(value):
+        fig.clear()
+        draw(fig, value)
+        image.value = _png(fig)
+
+    slider.observe(lambda change: redraw(change["new"]), names="value")
+    redraw(slider.value)
+    box = ipywidgets.VBox([slider, image])
+    box.figure = fig
+    return box
+
+
 def temperature_explorer(similarities=None, positive: int = 0, tau: float = 0.5,
                          interactive: bool | None = None):
     """How the temperature tau reshapes softmax(s / tau) over one anchor's candidates.
@@ -111,30 +148,116 @@ def temperature_explorer(similarities=None, positive: int = 0, tau: float = 0.5,
     panels for tau = 0.05, 0.2, 1 and 5.
     """
     sims = _check_inputs(similarities, positive, tau)
-    if interactive is None:
-        interactive = _in_notebook()
-    try:
-        import ipywidgets
-    except ImportError:
-        ipywidgets = None
-    if not interactive or ipywidgets is None:
+    ipywidgets = _ipywidgets_or_none(interactive)
+    if ipywidgets is None:
         return _static_figure(sims, positive)
 
-    # A figure outside pyplot, sent to the browser as a PNG: Jupyter never shows it twice.
-    fig = Figure(figsize=(8, 3.8), layout="constrained")
-    image = ipywidgets.Image(format="png")
     slider = ipywidgets.FloatLogSlider(
         value=min(max(tau, TAU_MIN), TAU_MAX), base=10, min=math.log10(TAU_MIN),
         max=math.log10(TAU_MAX), step=0.02, description="tau", readout_format=".3f",
         continuous_update=True, layout=ipywidgets.Layout(width="600px"))
 
-    def redraw(tau_now: float):
-        fig.clear()
+    def draw(fig: Figure, tau_now: float):
         _draw_panel(fig.add_subplot(), sims, positive, tau_now)
-        image.value = _png(fig)
 
-    slider.observe(lambda change: redraw(change["new"]), names="value")
-    redraw(slider.value)
-    box = ipywidgets.VBox([slider, image])
-    box.figure = fig  # the figure behind the image, redrawn on every change of tau
-    return box
+    fig = Figure(figsize=(8, 3.8), layout="constrained")  # redrawn on every change of tau
+    return _slider_above_figure(ipywidgets, slider, fig, draw)
+
+
+# ---------------------------------------------------------------------------- MAE masking
+
+STATIC_MASK_RATIOS = (0.25, 0.5, 0.75, 0.9)
+MASK_RATIO_MAX = 0.95
+
+
+def _masks(masking_fn, n_images: int, n_patches: int, mask_ratio: float, seed: int):
+    """The mask (N, L) that ``masking_fn`` draws for ``mask_ratio`` under ``seed``.
+
+    ``masking_fn`` gets dummy tokens (N, L, 1) and a seeded generator (the global seed is
+    set too, inside a fork of the random state), so the same seed gives the same noise
+    whatever the ratio: the masks stay put while the slider moves.
+    """
+    dummy_tokens = torch.zeros(n_images, n_patches, 1)                 # (N, L, D=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        try:
+            output = masking_fn(dummy_tokens, mask_ratio, generator=generator)
+        except NotImplementedError as err:
+            raise NotImplementedError(
+                "the masking function is not written yet: finish the random_masking exercise "
+                "first, then run this cell again") from err
+    if not isinstance(output, (tuple, list)) or len(output) != 3:
+        raise ValueError("masking_fn should return (x_kept, mask, ids_restore)")
+    mask = torch.as_tensor(output[1]).detach().cpu().float()
+    if mask.shape != (n_images, n_patches):
+        raise ValueError(f"the mask returned by masking_fn should have shape (N, L) = "
+                         f"({n_images}, {n_patches}), got {tuple(mask.shape)}")
+    return mask
+
+
+def _kept_text(mask: torch.Tensor) -> str:
+    """'kept k of L patches' (k of the first image; every image keeps as many)."""
+    n_patches = mask.shape[1]
+    kept = int((mask[0] == 0).sum())
+    return f"kept {kept} of {n_patches} patches"
+
+
+def _draw_masked_rows(axes_rows, images: torch.Tensor, masks_by_ratio, patch_size: int):
+    """First row: the images; then one row per (ratio, mask), the removed patches grey."""
+    for ax, image in zip(axes_rows[0], images):
+        _show(ax, image)
+    axes_rows[0][0].set_ylabel("original", fontsize=9)
+    for row_axes, (ratio, mask) in zip(axes_rows[1:], masks_by_ratio):
+        for ax, image in zip(row_axes, grey_out_patches(images, mask, patch_size)):
+            _show(ax, image)
+        row_axes[0].set_ylabel(f"ratio {ratio:.2f}\n{_kept_text(mask)}", fontsize=8)
+
+
+def _figure_axes(fig: Figure, n_rows: int, n_cols: int):
+    """A grid of axes in ``fig``, as a list of rows."""
+    return [list(row) for row in fig.subplots(n_rows, n_cols, squeeze=False)]
+
+
+def mask_ratio_explorer(images, masking_fn, patch_size: int = 4, mask_ratio: float = 0.75,
+                        interactive: bool | None = None, seed: int = 0):
+    """What MAE's random masking leaves of a few images, as the mask ratio changes.
+
+    ``images``: a few images, uint8 (N, H, W, C) or float tensor (N, C, H, W) in [0, 1].
+    ``masking_fn(x, mask_ratio, generator=...)``: your ``random_masking``, x (N, L, D) ->
+    (x_kept, mask, ids_restore), mask (N, L) 1 = removed; only its mask is used (drawn for
+    dummy tokens under ``seed``, so the masks stay stable as the ratio moves). In a notebook
+    with ipywidgets this returns a widget with a slider for the ratio from 0 to 0.95;
+    otherwise (or with ``interactive=False``) a figure with rows for 0.25, 0.5, 0.75, 0.9.
+    """
+    x = _as_nchw(images)                                              # (N, C, H, W)
+    n_images, _, height, width = x.shape
+    rows, cols = _patch_grid_shape(height, width, patch_size)
+    n_patches = rows * cols
+    if not 0 <= mask_ratio < 1:
+        raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+    _masks(masking_fn, n_images, n_patches, mask_ratio, seed)  # an unwritten exercise fails here
+
+    ipywidgets = _ipywidgets_or_none(interactive)
+    if ipywidgets is None:
+        masks = [(r, _masks(masking_fn, n_images, n_patches, r, seed)) for r in STATIC_MASK_RATIOS]
+        fig = plt.figure(figsize=(1.2 * n_images + 1.1, 1.2 * (1 + len(masks)) + 0.5),
+                         layout="constrained")
+        _draw_masked_rows(_figure_axes(fig, 1 + len(masks), n_images), x, masks, patch_size)
+        fig.suptitle(f"random masking of {n_patches} patches of {patch_size}x{patch_size} "
+                     f"pixels (grey: removed)", fontsize=10)
+        return fig
+
+    slider = ipywidgets.FloatSlider(
+        value=min(mask_ratio, MASK_RATIO_MAX), min=0.0, max=MASK_RATIO_MAX,
+        step=0.05, description="mask ratio", readout_format=".2f", continuous_update=True,
+        style={"description_width": "initial"}, layout=ipywidgets.Layout(width="600px"))
+
+    def draw(fig: Figure, ratio: float):
+        ratio = round(ratio, 4)  # the slider sends 0.15000000000000002, not 0.15
+        mask = _masks(masking_fn, n_images, n_patches, ratio, seed)
+        _draw_masked_rows(_figure_axes(fig, 2, n_images), x, [(ratio, mask)], patch_size)
+        fig.suptitle(f"mask ratio {ratio:.2f}: {_kept_text(mask)} (grey: removed)", fontsize=10)
+
+    figure = Figure(figsize=(1.3 * n_images + 1.1, 3.3), layout="constrained")
+    return _slider_above_figure(ipywidgets, slider, figure, draw)
