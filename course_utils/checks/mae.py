@@ -1,0 +1,582 @@
+"""Visible checks for notebook 03 (MAE: patches, random masking, unshuffle, the loss).
+
+Each ``check_*`` runs your function on fixed inputs and compares the result with stored
+numbers: the right one and those of known mistakes (see ``course_utils.checks``). The numbers
+were computed once, offline, in float64; this module only compares.
+
+The patch checks feed ``arange`` images, so every output value *is* the flat index of a
+pixel of the input: value v is channel v // (H*W), row (v % (H*W)) // W, column v % W. The
+masking check draws random numbers, so it checks properties (counts, consistency between the
+three outputs), never the particular patches that were drawn.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import (as_array, close, diagnose, fail, fixed_tensor, passed, quiet, require_finite,
+               require_grad, require_tensor, short)
+
+# ============================================================================ fixed inputs
+
+
+def patch_inputs():
+    """imgs (2, 3, 6, 6) = arange(216): sample 1 is sample 0 plus 108."""
+    return torch.arange(216, dtype=torch.float32).reshape(2, 3, 6, 6)
+
+
+def unshuffle_inputs():
+    """Two (x_kept, mask_token, ids_restore) cases: N=2, L=7, 3 kept, D=4; N=1, L=5, 2 kept, D=2."""
+    return [(fixed_tensor(2, 3, 4), fixed_tensor(1, 1, 4, phase=5.0),
+             torch.tensor(UNSHUFFLE_IDS_RESTORE[0])),
+            (fixed_tensor(1, 2, 2, phase=2.0), fixed_tensor(1, 1, 2, phase=7.0),
+             torch.tensor(UNSHUFFLE_IDS_RESTORE[1]))]
+
+
+def loss_inputs():
+    """imgs (2, 3, 4, 4), pred (2, 4, 12) for patch_size 2, mask (2, 4) with 5 removed patches."""
+    imgs = fixed_tensor(2, 3, 4, 4)
+    pred = fixed_tensor(2, 4, 12, phase=1.3, scale=0.8)
+    mask = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
+    return imgs, pred, mask, 2
+
+
+# ============================================================================ stored numbers
+# Generated offline with float64 reference code (losses rounded to 6 significant digits).
+
+# patchify(arange(108).reshape(1, 3, 6, 6), 2)[0]: one row per patch
+PATCHES = [[0, 36, 72, 1, 37, 73, 6, 42, 78, 7, 43, 79],
+           [2, 38, 74, 3, 39, 75, 8, 44, 80, 9, 45, 81],
+           [4, 40, 76, 5, 41, 77, 10, 46, 82, 11, 47, 83],
+           [12, 48, 84, 13, 49, 85, 18, 54, 90, 19, 55, 91],
+           [14, 50, 86, 15, 51, 87, 20, 56, 92, 21, 57, 93],
+           [16, 52, 88, 17, 53, 89, 22, 58, 94, 23, 59, 95],
+           [24, 60, 96, 25, 61, 97, 30, 66, 102, 31, 67, 103],
+           [26, 62, 98, 27, 63, 99, 32, 68, 104, 33, 69, 105],
+           [28, 64, 100, 29, 65, 101, 34, 70, 106, 35, 71, 107]]
+# patchify(arange(108).reshape(1, 3, 6, 6), 3)[0]
+PATCHES_P3 = [[0, 36, 72, 1, 37, 73, 2, 38, 74, 6, 42, 78, 7, 43, 79, 8, 44, 80,
+               12, 48, 84, 13, 49, 85, 14, 50, 86],
+              [3, 39, 75, 4, 40, 76, 5, 41, 77, 9, 45, 81, 10, 46, 82, 11, 47, 83,
+               15, 51, 87, 16, 52, 88, 17, 53, 89],
+              [18, 54, 90, 19, 55, 91, 20, 56, 92, 24, 60, 96, 25, 61, 97, 26, 62, 98,
+               30, 66, 102, 31, 67, 103, 32, 68, 104],
+              [21, 57, 93, 22, 58, 94, 23, 59, 95, 27, 63, 99, 28, 64, 100, 29, 65, 101,
+               33, 69, 105, 34, 70, 106, 35, 71, 107]]
+# The first two patches that known mistakes produce for the same image (p = 2).
+PATCHES_MISTAKES = {
+    "channels_first": [[0, 1, 6, 7, 36, 37, 42, 43, 72, 73, 78, 79],
+                       [2, 3, 8, 9, 38, 39, 44, 45, 74, 75, 80, 81]],
+    "plain_reshape": [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+                      [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]],
+    "column_major": [[0, 36, 72, 1, 37, 73, 6, 42, 78, 7, 43, 79],
+                     [12, 48, 84, 13, 49, 85, 18, 54, 90, 19, 55, 91]],
+    "strips": [[0, 36, 72, 1, 37, 73, 2, 38, 74, 3, 39, 75],
+               [4, 40, 76, 5, 41, 77, 6, 42, 78, 7, 43, 79]],
+    "strided": [[0, 36, 72, 3, 39, 75, 18, 54, 90, 21, 57, 93],
+                [1, 37, 73, 4, 40, 76, 19, 55, 91, 22, 58, 94]],
+    "rows_columns_swapped": [[0, 36, 72, 6, 42, 78, 1, 37, 73, 7, 43, 79],
+                             [2, 38, 74, 8, 44, 80, 3, 39, 75, 9, 45, 81]],
+}
+# The first pixel row of each channel that known wrong unpatchify give for PATCHES.
+UNPATCH_MISTAKES = {
+    "plain_reshape": [[0, 36, 72, 1, 37, 73], [12, 48, 84, 13, 49, 85], [24, 60, 96, 25, 61, 97]],
+    "channels_first": [[0, 36, 2, 38, 4, 40], [37, 73, 39, 75, 41, 77], [78, 7, 80, 9, 82, 11]],
+    "column_major": [[0, 1, 12, 13, 24, 25], [36, 37, 48, 49, 60, 61], [72, 73, 84, 85, 96, 97]],
+    "channels_last_image": [[0, 1, 6, 7, 2, 3], [36, 37, 42, 43, 38, 39], [72, 73, 78, 79, 74, 75]],
+}
+
+# Number of kept patches for (L, mask_ratio), and what other formulas give.
+LEN_KEEP_CASES = [(16, 0.75), (20, 0.9), (10, 0.9), (49, 0.75), (7, 0.5), (8, 0.6), (10, 0.7),
+                  (5, 0.5)]
+LEN_KEEP = [4, 1, 0, 12, 3, 3, 3, 2]
+LEN_KEEP_MISTAKES = {
+    "round(L * (1 - mask_ratio))": [4, 2, 1, 12, 4, 3, 3, 2],
+    "math.ceil(L * (1 - mask_ratio))": [4, 2, 1, 13, 4, 4, 4, 3],
+    "L - int(L * mask_ratio)": [4, 2, 1, 13, 4, 4, 3, 3],
+    "L - round(L * mask_ratio)": [4, 2, 1, 12, 3, 3, 3, 3],
+    "int(L - L * mask_ratio)": [4, 2, 1, 12, 3, 3, 3, 2],
+    "int(L * mask_ratio) (the number to REMOVE)": [12, 18, 9, 36, 3, 4, 7, 2],
+}
+
+# ids_restore of the two unshuffle cases, and where each output position's token comes
+# from: j = x_kept[n, j], -1 = the mask token.
+UNSHUFFLE_IDS_RESTORE = [[[4, 6, 5, 1, 2, 0, 3], [5, 3, 0, 2, 6, 4, 1]],
+                         [[2, 0, 1, 3, 4]]]
+UNSHUFFLE = [[[-1, -1, -1, 1, 2, 0, -1], [-1, -1, 0, 2, -1, -1, 1]],
+             [[-1, 0, 1, -1, -1]]]
+UNSHUFFLE_MISTAKES = {
+    "inverse": [[[-1, -1, -1, -1, 0, 2, 1], [2, -1, -1, 1, -1, 0, -1]],
+                [[1, -1, 0, -1, -1]]],
+    "mask_first": [[[0, 2, 1, -1, -1, -1, -1], [1, -1, -1, -1, 2, 0, -1]],
+                   [[-1, -1, -1, 0, 1]]],
+    "none": [[[0, 1, 2, -1, -1, -1, -1], [0, 1, 2, -1, -1, -1, -1]],
+             [[0, 1, -1, -1, -1]]],
+}
+
+LOSS = 0.873093
+LOSS_NORM = 1.23919
+LOSS_MISTAKES = {"all_patches": 0.827581, "visible": 0.751728, "pixel_sum": 10.4771,
+                 "no_division": 4.36546, "mean_with_mask": 0.545683}
+LOSS_NORM_MISTAKES = {"ignored": 0.873093, "biased": 1.32285, "no_sqrt": 1.85688,
+                      "whole_image": 1.3935, "across_patches": 0.979155, "whole_batch": 1.40535,
+                      "all_patches": 1.24282, "visible": 1.24889, "pixel_sum": 14.8702}
+# (norm_pix_loss=False, norm_pix_loss=True) when patchify makes one of the layout mistakes.
+LOSS_LAYOUT = {"channels_first": (0.868986, 1.23348), "plain_reshape": (0.617117, 0.959826),
+               "column_major": (0.772452, 1.16915), "strips": (0.840155, 1.27186),
+               "strided": (0.835701, 1.27126), "rows_columns_swapped": (0.86948, 1.23574)}
+
+# ============================================================================ patchify
+
+PATCHIFY_MESSAGES = {
+    "channels_first": "inside each patch the channel comes first, (c, i, j) order (what "
+                      "F.unfold gives); MAE's layout is pixel row i, then pixel column j, then "
+                      "channel c: value (i * p + j) * 3 + c of a patch.",
+    "plain_reshape": "a plain reshape(N, L, -1) cuts the image's memory into runs of p*p*3 "
+                     "numbers, which are not patches: split H into (h, p) and W into (w, p), "
+                     "move the axes so that the order is (N, h, w, p, p, 3), then reshape.",
+    "column_major": "the patches are numbered column by column; MAE numbers them row by row: "
+                    "patch k sits at patch-row k // w, patch-column k % w.",
+    "strips": "each of your 'patches' is a run of pixels along one image row, not a p x p "
+              "square: split H into (h, p) and W into (w, p) before moving the axes.",
+    "strided": "each of your patches takes pixels h apart, spread over the whole image, not p x "
+               "p neighbours: reshape to (N, 3, h, p, w, p) (patch index before pixel index), "
+               "not (N, 3, p, h, p, w).",
+    "rows_columns_swapped": "inside each patch, pixel rows and columns are swapped: MAE's order "
+                            "is pixel row i, then pixel column j, then channel c.",
+}
+
+UNPATCHIFY_MESSAGES = {
+    "plain_reshape": "a plain reshape(N, 3, H, W) does not undo patchify: reshape to (N, h, w, "
+                     "p, p, 3), move the axes back to (N, 3, h, p, w, p), then reshape.",
+    "channels_first": "your unpatchify reads each patch as (c, i, j); patchify writes it as "
+                      "(i, j, c).",
+    "column_major": "your unpatchify puts patch k at patch-column k // w; patches are numbered "
+                    "row by row (patch-row k // w, patch-column k % w).",
+    "channels_last_image": "reshape(N, H, W, 3) reads the patches as runs of image rows; each "
+                           "patch is a p x p square.",
+}
+
+
+def _pixels(values, size: int = 6, n: int = 6) -> str:
+    """Name the first pixels of an arange image: value v is (channel, row, column)."""
+    names = []
+    for v in as_array(values).ravel()[:n]:
+        v = int(round(v))
+        names.append(f"({v // (size * size)}, {v % (size * size) // size}, {v % size})")
+    return ", ".join(names) + ", ..."
+
+
+def _match(value, stored) -> bool:
+    return close(value, stored, rtol=0, atol=1e-3)
+
+
+def _check_patch_values(out, expected, p: int) -> None:
+    if _match(out, expected):
+        return
+    if p == 2:
+        for name, first_two in PATCHES_MISTAKES.items():
+            if _match(out[:2], first_two):
+                fail(f"patchify: {PATCHIFY_MESSAGES[name]}")
+    for k, (got, want) in enumerate(zip(as_array(out), expected)):
+        if not _match(got, want):
+            fail(f"patchify(imgs, {p}) of the arange image (3, 6, 6): patch {k} should hold "
+                 f"the pixels (channel, row, column) = {_pixels(want)} but holds "
+                 f"{_pixels(got)}. Patches go row by row; inside a patch the order is pixel "
+                 f"row, pixel column, channel.")
+    fail(f"patchify(imgs, {p}) of the arange image differs from the stored patches.")
+
+
+def _check_unpatch_values(img, p: int, image) -> None:
+    """``img``: the student's unpatchify of the stored right patches, ``image``: what it must be."""
+    what = f"unpatchify(patchify(imgs), {p})"
+    require_tensor(img, what, shape=(1, 3, 6, 6),
+                   hint="unpatchify maps (N, L, p*p*3) to (N, 3, H, W) with H = W = sqrt(L) * p.")
+    if _match(img, image):
+        return
+    if p == 2:
+        for name, first_rows in UNPATCH_MISTAKES.items():
+            if _match(img[0, :, 0, :], first_rows):
+                fail(f"{what} should give imgs back: {UNPATCHIFY_MESSAGES[name]}")
+    fail(f"{what} should give the arange image back; the first row of channel 0 holds the "
+         f"pixels (channel, row, column) = {_pixels(img[0, 0, 0])} instead of "
+         f"{_pixels(image[0, 0, 0])}. unpatchify must undo patchify step by step.")
+
+
+def check_patchify(patchify, unpatchify) -> None:
+    """Check ``patchify(imgs, patch_size)`` and ``unpatchify(patches, patch_size)``."""
+    imgs = patch_inputs()
+    with quiet():
+        out = patchify(imgs.clone(), 2)
+    require_tensor(out, "patchify(imgs, 2)")
+    if tuple(out.shape) == (2, 12, 9):
+        fail("patchify(imgs (2, 3, 6, 6), 2) has shape (2, 12, 9) = (N, p*p*3, L); MAE's is "
+             "(N, L, p*p*3) = (2, 9, 12): one row per patch.")
+    require_tensor(out, "patchify(imgs (2, 3, 6, 6), 2)", shape=(2, 9, 12),
+                   hint="(N, L, p*p*3) with L = (H / p) * (W / p).")
+    if bool((out[0].detach() >= 108).any()):
+        fail("patchify: the patches of sample 0 hold pixels of sample 1 (the input is "
+             "arange(216), sample 1 = values 108..215): keep the batch axis first and never "
+             "mix it with the other axes.")
+    _check_patch_values(out[0], PATCHES, 2)
+    if not _match(out[1], torch.tensor(PATCHES) + 108):
+        fail("patchify: sample 0 is right but sample 1 is not (sample 1 of the input is sample "
+             "0 plus 108, so its patches should be too): keep the batch axis first and "
+             "patchify every image the same way.")
+    with quiet():
+        out3 = patchify(imgs[:1].clone(), 3)
+    require_tensor(out3, "patchify(imgs (1, 3, 6, 6), 3)", shape=(1, 4, 27),
+                   hint="Use patch_size everywhere; nothing may assume p = 2.")
+    _check_patch_values(out3[0], PATCHES_P3, 3)
+    with quiet():
+        traced = patchify(fixed_tensor(1, 3, 4, 4).requires_grad_(True), 2)
+    require_grad(traced, "patchify")
+
+    image = imgs[:1]
+    with quiet():
+        back = unpatchify(torch.tensor(PATCHES, dtype=torch.float32)[None], 2)
+        back3 = unpatchify(torch.tensor(PATCHES_P3, dtype=torch.float32)[None], 3)
+    _check_unpatch_values(back, 2, image)
+    _check_unpatch_values(back3, 3, image)
+
+    x = fixed_tensor(2, 3, 8, 8)
+    z = fixed_tensor(2, 4, 48, phase=1.0)
+    with quiet():
+        x_again = unpatchify(patchify(x.clone(), 4), 4)
+        z_again = patchify(unpatchify(z.clone(), 4), 4)
+    if not (isinstance(x_again, torch.Tensor) and close(x_again, x, rtol=0, atol=1e-6)):
+        fail("unpatchify(patchify(x, 4), 4) does not give x (2, 3, 8, 8) back: they must be "
+             "exact inverses for any batch size and patch size.")
+    if not (isinstance(z_again, torch.Tensor) and close(z_again, z, rtol=0, atol=1e-6)):
+        fail("patchify(unpatchify(z, 4), 4) does not give z (2, 4, 48) back.")
+    passed("patchify / unpatchify", "(N, 3, H, W) <-> (N, L, p*p*3), patches row by row, each "
+                                    "as (pixel row, pixel column, channel); exact inverses")
+
+
+# ============================================================================ random masking
+
+MASKING_HINT = ("MAE: noise = torch.rand(N, L, generator=generator); ids_shuffle = argsort(noise); "
+                "ids_restore = argsort(ids_shuffle); keep x at ids_shuffle[:, :len_keep]; mask "
+                "(1 = removed) back in patch order with ids_restore.")
+
+
+def _call_masking(fn, x, ratio, **kwargs):
+    with quiet():
+        try:
+            out = fn(x, ratio, **kwargs)
+        except TypeError as error:
+            if "generator" in str(error):
+                fail(f"random_masking(x, mask_ratio, generator=None) must accept the keyword "
+                     f"argument generator (and pass it to torch.rand): {error}")
+            raise
+    if not isinstance(out, tuple) or len(out) != 3:
+        fail(f"random_masking should return a tuple (x_kept, mask, ids_restore), got "
+             f"{type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, tuple)
+                                         else "") + ".")
+    return out
+
+
+def _require_masking_types(out, N: int, L: int, D: int) -> None:
+    x_kept, mask, ids_restore = out
+    require_tensor(x_kept, "x_kept")
+    if x_kept.dim() != 3 or x_kept.shape[0] != N or x_kept.shape[2] != D:
+        fail(f"x_kept has shape {tuple(x_kept.shape)}; for x of shape ({N}, {L}, {D}) it should "
+             f"be ({N}, len_keep, {D}): the kept patches of every sample, whole.")
+    if not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
+        fail(f"mask should be a float tensor (1. = removed, 0. = kept; the loss multiplies by "
+             f"it), got {getattr(mask, 'dtype', type(mask).__name__)}.")
+    require_tensor(mask, "mask", shape=(N, L), hint="One value per patch, in the patch order of x.")
+    if not isinstance(ids_restore, torch.Tensor) or ids_restore.dtype != torch.long:
+        fail(f"ids_restore should be a torch.int64 tensor (what argsort returns; gather wants "
+             f"int64 indices), got {getattr(ids_restore, 'dtype', type(ids_restore).__name__)}.")
+    if tuple(ids_restore.shape) != (N, L):
+        fail(f"ids_restore has shape {tuple(ids_restore.shape)}, expected ({N}, {L}).")
+
+
+def _rows_of(tokens: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Index of the row of ``source`` (N, L, D) that each row of ``tokens`` (N, K, D) equals."""
+    same = (tokens.detach()[:, :, None, :] == source.detach()[:, None, :, :]).all(-1)  # (N, K, L)
+    index = same.long().argmax(-1)
+    index[~same.any(-1)] = -1
+    return index
+
+
+def _sets(index: torch.Tensor) -> list[set]:
+    return [set(row.tolist()) for row in index]
+
+
+def _where(row: torch.Tensor) -> set:
+    """The positions where a boolean row is True."""
+    return set(row.nonzero().ravel().tolist())
+
+
+def _check_consistency(x: torch.Tensor, out, ratio: float) -> None:
+    """x_kept, mask and ids_restore describe the same shuffle; mask is 1 where removed."""
+    x_kept, mask, ids_restore = out
+    N, L, _ = x.shape
+    K = x_kept.shape[1]
+    case = f"(x of shape {tuple(x.shape)}, mask_ratio={ratio})"
+    if not all(sorted(row) == list(range(L)) for row in ids_restore.tolist()):
+        fail(f"each row of ids_restore should be a permutation of 0..{L - 1} {case}; got "
+             f"{ids_restore[0].tolist()} in row 0. ids_restore = argsort(ids_shuffle).")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        fail(f"mask should hold only 0. (kept) and 1. (removed); got {short(mask[0])} in row 0.")
+    kept = _rows_of(x_kept, x)                                    # (N, K) patch index or -1
+    if (kept < 0).any():
+        fail(f"x_kept holds rows that are not patches of the same sample of x {case}: keep "
+             f"the patches themselves, unchanged (gather along dim 1).")
+    ids_shuffle = ids_restore.argsort(dim=1)
+    first = ids_shuffle[:, :K]
+    kept_sets, zero_sets = _sets(kept), [_where(row) for row in mask == 0]
+    if not torch.equal(kept, first):
+        if torch.equal(kept, ids_restore[:, :K]) and zero_sets == kept_sets:
+            fail("you returned ids_shuffle where ids_restore is expected: ids_restore = "
+                 "argsort(ids_shuffle), the permutation that puts the shuffled tokens back.")
+        if torch.equal(kept, ids_restore[:, :K]):
+            fail("x_kept holds the patches ids_restore[:, :len_keep]: keep x at "
+                 "ids_shuffle[:, :len_keep] (ids_shuffle = argsort(noise)); ids_restore "
+                 "is only for putting tokens back later.")
+        if kept_sets == _sets(first):
+            fail("x_kept holds the right patches in another order: keep them in shuffled "
+                 "order, x gathered at ids_shuffle[:, :len_keep], so that the decoder's "
+                 "unshuffle with ids_restore puts each one back in its place.")
+        fail(f"x_kept's patches are not the first len_keep of the shuffle your ids_restore "
+             f"describes (ids_shuffle = argsort(ids_restore)) {case}: compute x_kept, mask "
+             f"and ids_restore from the same ids_shuffle. {MASKING_HINT}")
+    if zero_sets == kept_sets:
+        return
+    if [_where(row) for row in mask == 1] == kept_sets:
+        fail("mask uses 1 for kept patches; MAE's mask is 1 = removed, 0 = kept.")
+    if zero_sets == _sets(ids_restore[:, :K]):
+        fail("mask was put in order with ids_shuffle; use ids_restore (the inverse "
+             "permutation) to bring it back to the patch order of x.")
+    if all(s == set(range(K)) for s in zero_sets):
+        fail("mask is in shuffled order, not the original patch order: its first len_keep "
+             "entries are 0. Put it back in patch order with ids_restore, so that mask[n, l] "
+             "says whether patch l of x was removed.")
+    fail(f"mask should be 0. exactly at the patches x_kept holds and 1. at the "
+         f"{L - K} others, in the patch order of x {case}; row 0 is {mask[0].tolist()} "
+         f"while x_kept[0] holds patches {kept[0].tolist()}.")
+
+
+def check_random_masking(fn) -> None:
+    """Check ``random_masking(x, mask_ratio, generator=None)`` by its properties."""
+    what = "random_masking"
+    N, L, D, ratio = 4, 16, 5, 0.75
+    x = fixed_tensor(N, L, D)
+    x_in = x.clone().requires_grad_(True)
+    out = _call_masking(fn, x_in, ratio, generator=torch.Generator().manual_seed(0))
+    _require_masking_types(out, N, L, D)
+
+    got = []
+    for L_case, ratio_case in LEN_KEEP_CASES:
+        x_case = fixed_tensor(2, L_case, 3, phase=0.5)
+        try:
+            kept_case = _call_masking(fn, x_case, ratio_case,
+                                      generator=torch.Generator().manual_seed(1))[0]
+        except AssertionError:
+            raise
+        except Exception as error:   # name the case that made it crash
+            extra = (" Here int(10 * (1 - 0.9)) = int(0.9999999999999998) = 0: no patch is "
+                     "kept and x_kept has shape (N, 0, D); MAE's code handles that."
+                     if (L_case, ratio_case) == (10, 0.9) else "")
+            fail(f"{what}(x with L = {L_case}, mask_ratio={ratio_case}) raised "
+                 f"{type(error).__name__}: {error}.{extra}")
+        got.append(int(kept_case.shape[1]) if isinstance(kept_case, torch.Tensor) else -1)
+    if got != LEN_KEEP:
+        table = ", ".join(f"L={c[0]}, ratio={c[1]}: {g} (expected {e})"
+                          for c, g, e in zip(LEN_KEEP_CASES, got, LEN_KEEP) if g != e)
+        named = [name for name, counts in LEN_KEEP_MISTAKES.items() if counts == got]
+        why = f"your counts are those of len_keep = {named[0]}; " if named else ""
+        fail(f"{what} keeps the wrong number of patches ({table}): {why}MAE keeps exactly "
+             f"len_keep = int(L * (1 - mask_ratio)), floating point included: "
+             f"int(20 * (1 - 0.9)) = int(1.9999999999999996) = 1 and int(10 * (1 - 0.9)) = 0.")
+
+    _check_consistency(x, out, ratio)
+    x_kept, mask, ids_restore = out
+    if all(torch.equal(row, ids_restore[0]) for row in ids_restore):
+        fail("every sample of the batch got the same shuffle: draw one row of noise per sample, "
+             "torch.rand(N, L), so that each image loses different patches.")
+    require_grad(x_kept, f"{what}: x_kept")
+    with quiet():
+        x_kept.sum().backward()
+    grad_rows = x_in.grad.abs().sum(-1) > 0 if x_in.grad is not None else None
+    kept_rows = torch.zeros(N, L, dtype=torch.bool)
+    kept_rows.scatter_(1, _rows_of(x_kept, x), True)
+    if grad_rows is None or not torch.equal(grad_rows, kept_rows):
+        fail("the gradient of x_kept.sum() should reach x at the kept patches (and only "
+             "there): gather or index x itself, without detaching.")
+
+    runs = [_call_masking(fn, x, ratio, generator=torch.Generator().manual_seed(seed))
+            for seed in (7, 7, 8)]
+    if not all(torch.equal(a, b) for a, b in zip(runs[0], runs[1])):
+        fail("two calls with generators seeded alike gave different results: draw the noise "
+             "with the generator you are given, torch.rand(N, L, generator=generator).")
+    if torch.equal(runs[0][2], runs[2][2]):
+        fail("generators with different seeds gave the same shuffle: draw the noise from "
+             "the generator (do not reseed inside the function).")
+
+    x1 = fixed_tensor(2, 9, 1, phase=3.0)
+    out1 = _call_masking(fn, x1, 0.5)
+    _require_masking_types(out1, 2, 9, 1)
+    if out1[0].shape[1] != 4:
+        fail(f"{what}(x of shape (2, 9, 1), 0.5) kept {out1[0].shape[1]} patches, expected "
+             f"int(9 * 0.5) = 4.")
+    _check_consistency(x1, out1, 0.5)
+    passed(what, f"keeps int(L * (1 - mask_ratio)) patches ({len(LEN_KEEP_CASES)} cases), mask "
+                 f"1 = removed in patch order, ids_restore inverts the shuffle, one shuffle "
+                 f"per sample, generator honoured")
+
+
+# ============================================================================ unshuffle
+
+UNSHUFFLE_MESSAGES = {
+    "inverse": "you applied the inverse permutation: gather with ids_restore (or scatter with "
+               "ids_shuffle = argsort(ids_restore)), not the other way round.",
+    "mask_first": "the mask tokens went before x_kept: append them after the kept tokens (the "
+                  "first len_keep shuffled positions are the kept ones), then unshuffle.",
+    "none": "the tokens are not put back in their places: after appending the mask tokens, "
+            "reorder with ids_restore.",
+}
+
+
+def _token_map(out: torch.Tensor, x_kept: torch.Tensor, mask_token: torch.Tensor) -> list:
+    """For each output token: j when it equals x_kept[n, j], -1 for the mask token, -2 else."""
+    index = _rows_of(out, x_kept)
+    is_mask = (out.detach() == mask_token.detach().reshape(1, 1, -1)).all(-1)
+    index[is_mask] = -1
+    index[(index == -1) & ~is_mask] = -2
+    return index.tolist()
+
+
+def _show(row) -> str:
+    return "[" + " ".join("M" if j == -1 else "?" if j == -2 else f"k{j}" for j in row) + "]"
+
+
+def check_unshuffle(fn) -> None:
+    """Check ``unshuffle(x_kept, mask_token, ids_restore)`` on two fixed cases."""
+    what = "unshuffle"
+    for case, (x_kept, mask_token, ids_restore) in enumerate(unshuffle_inputs()):
+        (N, _, D), L = x_kept.shape, ids_restore.shape[1]
+        kept_in = x_kept.clone().requires_grad_(True)
+        token_in = mask_token.clone().requires_grad_(True)
+        with quiet():
+            out = fn(kept_in, token_in, ids_restore.clone())
+        label = (f"{what}(x_kept {tuple(x_kept.shape)}, mask_token (1, 1, {D}), "
+                 f"ids_restore ({N}, {L}))")
+        require_tensor(out, label, shape=(N, L, D),
+                       hint="One token per patch: (N, L, D) with L = ids_restore.shape[1].")
+        require_finite(out, label)
+        got = _token_map(out, x_kept, mask_token)
+        legend = "(k<j> = x_kept[n, j], M = the mask token)"
+        if any(j == -2 for row in got for j in row):
+            fail(f"{label}: some output tokens are neither kept tokens nor the mask token "
+                 f"{_show(got[0])}: unshuffle only moves tokens and copies mask_token.")
+        if got != UNSHUFFLE[case]:
+            for name, maps in UNSHUFFLE_MISTAKES.items():
+                if got == maps[case]:
+                    fail(f"{what}: {UNSHUFFLE_MESSAGES[name]}")
+            fail(f"{label}: sample 0 should be {_show(UNSHUFFLE[case][0])}, got "
+                 f"{_show(got[0])} {legend}. Append L - len_keep mask tokens after x_kept, then "
+                 f"gather along dim 1 with ids_restore.")
+        if case == 0:
+            require_grad(out, what)
+            with quiet():
+                out.sum().backward()
+            if kept_in.grad is None or not bool((kept_in.grad != 0).all()):
+                fail(f"{what}: no gradient reached x_kept; keep it in the graph (no .detach(), "
+                     f"no torch.no_grad()).")
+            if token_in.grad is None or not bool((token_in.grad != 0).any()):
+                fail(f"{what}: no gradient reached mask_token, a learned parameter: build the "
+                     f"mask tokens from it (mask_token.repeat(N, L - len_keep, 1) or .expand), "
+                     f"not from a copy or a new tensor.")
+        if not (torch.equal(kept_in.detach(), x_kept) and torch.equal(token_in.detach(),
+                                                                       mask_token)):
+            fail(f"{what} changed its inputs in place; build a new tensor instead.")
+    passed(what, "mask tokens appended after the kept tokens, every token back at its patch "
+                 "position (ids_restore), gradient reaches x_kept and mask_token")
+
+
+# ============================================================================ the loss
+
+LOSS_MESSAGES = {
+    "all_patches": "the loss is averaged over all patches; MAE averages over the removed ones "
+                   "only: (loss * mask).sum() / mask.sum().",
+    "visible": "the loss is averaged over the visible patches; it should use the removed ones "
+               "(mask == 1).",
+    "pixel_sum": "each patch's error is a sum over its pixels; take the mean over the last "
+                 "dimension (mean squared error per patch).",
+    "no_division": "the loss is summed over the removed patches; divide by their number, "
+                   "mask.sum().",
+    "mean_with_mask": "(loss * mask).mean() divides by the number of all patches; divide by the "
+                      "number of removed ones, mask.sum().",
+}
+LOSS_NORM_MESSAGES = {
+    "ignored": "norm_pix_loss=True gives the same loss as False: normalise the target patches "
+               "when it is set.",
+    "biased": "use the unbiased variance (torch.var's default, as MAE), not unbiased=False.",
+    "no_sqrt": "divide by the standard deviation, (var + 1e-6) ** 0.5, not by the variance.",
+    "whole_image": "the mean and variance are those of the whole image; MAE normalises each "
+                   "patch with its own mean and variance (over the last dimension).",
+    "across_patches": "the mean and variance are taken across patches (dim=1); take them over "
+                      "each patch's own pixels (dim=-1).",
+    "whole_batch": "the mean and variance are those of the whole batch; take them per patch "
+                   "(dim=-1, keepdim=True).",
+    "all_patches": LOSS_MESSAGES["all_patches"],
+    "visible": LOSS_MESSAGES["visible"],
+    "pixel_sum": LOSS_MESSAGES["pixel_sum"],
+}
+LAYOUT_MESSAGE = ("the loss is what a patchify with a layout mistake gives (mae_loss uses your "
+                  "patchify): make check_patchify pass first. The mistake: {message}")
+
+
+def _layout_mistakes(column: int) -> list:
+    return [(losses[column], LAYOUT_MESSAGE.format(message=PATCHIFY_MESSAGES[name]))
+            for name, losses in LOSS_LAYOUT.items()]
+
+
+def check_mae_loss(fn) -> None:
+    """Check ``mae_loss(imgs, pred, mask, patch_size, norm_pix_loss=False)`` on fixed inputs
+    (it uses your patchify)."""
+    what = "mae_loss"
+    imgs, pred, mask, p = loss_inputs()
+    pred_in = pred.clone().requires_grad_(True)
+    imgs_in, mask_in = imgs.clone(), mask.clone()
+    with quiet():
+        loss = fn(imgs_in, pred_in, mask_in, p)
+    require_tensor(loss, f"{what}(...)")
+    if loss.dim() != 0:
+        fail(f"{what} should return one number (a 0-dim tensor), got shape "
+             f"{tuple(loss.shape)}: average the per-patch losses over the removed patches.")
+    require_finite(loss, what)
+    require_grad(loss, what)
+    diagnose(loss, LOSS, [(v, LOSS_MESSAGES[k]) for k, v in LOSS_MISTAKES.items()]
+             + _layout_mistakes(0),
+             f"{what} (norm_pix_loss=False)",
+             hint="target = patchify(imgs, patch_size); per patch the mean over the last "
+                  "dimension of (pred - target) ** 2; then the mean over the removed patches. "
+                  "(Does check_patchify pass? mae_loss uses your patchify.)")
+    if not (torch.equal(imgs_in, imgs) and torch.equal(mask_in, mask)):
+        fail(f"{what} changed imgs or mask in place; work on new tensors.")
+    with quiet():
+        loss.backward()
+    grad = pred_in.grad.abs().sum(-1) if pred_in.grad is not None else torch.zeros(mask.shape)
+    if not torch.equal(grad > 0, mask > 0):
+        fail(f"the gradient w.r.t. pred should be non-zero on the removed patches only; it is "
+             f"non-zero where {(grad > 0).int().tolist()} (mask {mask.int().tolist()}).")
+
+    pred_in = pred.clone().requires_grad_(True)
+    with quiet():
+        loss = fn(imgs.clone(), pred_in, mask.clone(), p, norm_pix_loss=True)
+    require_tensor(loss, f"{what}(..., norm_pix_loss=True)", shape=())
+    require_finite(loss, f"{what}(..., norm_pix_loss=True)")
+    require_grad(loss, f"{what}(..., norm_pix_loss=True)")
+    diagnose(loss, LOSS_NORM, [(v, LOSS_NORM_MESSAGES[k]) for k, v in LOSS_NORM_MISTAKES.items()]
+             + _layout_mistakes(1), f"{what} (norm_pix_loss=True)",
+             hint="Normalise each target patch: mean and var over the last dimension "
+                  "(keepdim=True), target = (target - mean) / (var + 1e-6) ** 0.5.")
+    passed(what, f"{LOSS:.4f} (norm_pix_loss=False) and {LOSS_NORM:.4f} (True) for the fixed "
+                 f"inputs; mean over the removed patches only, per-patch normalised target")
+
+
+__all__ = ["check_mae_loss", "check_patchify", "check_random_masking", "check_unshuffle",
+           "loss_inputs", "patch_inputs", "unshuffle_inputs"]

@@ -1,0 +1,395 @@
+"""The visible checks of notebook 03 accept right answers and name the known mistakes."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils.checks import mae as checks
+from helpers import fails_with
+
+
+# ----------------------------------------------------------------------------- patchify
+
+
+def patchify_right(imgs, patch_size, pattern="nchpwq->nhwpqc"):
+    p = patch_size
+    N, _, H, W = imgs.shape
+    h, w = H // p, W // p
+    x = imgs.reshape(N, 3, h, p, w, p)
+    x = torch.einsum(pattern, x)
+    return x.reshape(N, h * w, p * p * 3)
+
+
+def unpatchify_right(x, patch_size, pattern="nhwpqc->nchpwq", layout=None):
+    p = patch_size
+    N, L, _ = x.shape
+    h = w = int(L ** 0.5)
+    x = x.reshape(N, h, w, *(layout or (p, p, 3)))
+    x = torch.einsum(pattern, x)
+    return x.reshape(N, 3, h * p, w * p)
+
+
+def patchify_unfold(imgs, patch_size):
+    """Written differently: F.unfold gives (N, 3*p*p, L) channel first; reorder to (p, p, 3)."""
+    p = patch_size
+    cols = F.unfold(imgs, kernel_size=p, stride=p)                  # (N, 3*p*p, L)
+    N, _, L = cols.shape
+    return cols.reshape(N, 3, p, p, L).permute(0, 4, 2, 3, 1).reshape(N, L, p * p * 3)
+
+
+def unpatchify_fold(x, patch_size):
+    p = patch_size
+    N, L, _ = x.shape
+    side = int(L ** 0.5) * p
+    cols = x.reshape(N, L, p, p, 3).permute(0, 4, 2, 3, 1).reshape(N, 3 * p * p, L)
+    return F.fold(cols, output_size=(side, side), kernel_size=p, stride=p)
+
+
+def test_patchify_accepts_right_answers(capsys):
+    checks.check_patchify(patchify_right, unpatchify_right)
+    checks.check_patchify(patchify_unfold, unpatchify_fold)
+    out = capsys.readouterr()
+    assert out.out.count("[ok] patchify / unpatchify") == 2 and out.err == ""
+
+
+def patchify_channels_first(imgs, p):
+    return patchify_right(imgs, p, "nchpwq->nhwcpq")
+
+
+def patchify_plain(imgs, p):
+    return imgs.reshape(len(imgs), (imgs.shape[2] // p) ** 2, -1)
+
+
+def patchify_column_major(imgs, p):
+    return patchify_right(imgs, p, "nchpwq->nwhpqc")
+
+
+def patchify_strips(imgs, p):
+    return imgs.permute(0, 2, 3, 1).reshape(len(imgs), (imgs.shape[2] // p) ** 2, -1)
+
+
+def patchify_strided(imgs, p):
+    N, _, H, _ = imgs.shape
+    h = H // p
+    x = torch.einsum("ncphqw->nhwpqc", imgs.reshape(N, 3, p, h, p, h))
+    return x.reshape(N, h * h, p * p * 3)
+
+
+def patchify_rows_columns_swapped(imgs, p):
+    return patchify_right(imgs, p, "nchpwq->nhwqpc")
+
+
+def patchify_transposed(imgs, p):
+    return patchify_right(imgs, p).transpose(1, 2)
+
+
+def patchify_p2_only(imgs, p):
+    return patchify_right(imgs, 2)
+
+
+def patchify_mixes_samples(imgs, p):
+    return patchify_right(imgs.flip(0), p)
+
+
+def patchify_detached(imgs, p):
+    return patchify_right(imgs.detach(), p)
+
+
+def unpatchify_plain(x, p):
+    side = int(x.shape[1] ** 0.5) * p
+    return x.reshape(len(x), 3, side, side)
+
+
+def unpatchify_channels_first(x, p):
+    return unpatchify_right(x, p, "nhwcpq->nchpwq", layout=(3, p, p))
+
+
+def unpatchify_column_major(x, p):
+    return unpatchify_right(x, p, "nwhpqc->nchpwq")
+
+
+def unpatchify_channels_last_image(x, p):
+    side = int(x.shape[1] ** 0.5) * p
+    return x.reshape(len(x), side, side, 3).permute(0, 3, 1, 2)
+
+
+def unpatchify_first_sample_only(x, p):
+    return unpatchify_right(x[:1], p).expand(len(x), -1, -1, -1)
+
+
+@pytest.mark.parametrize("patchify, words", [
+    (patchify_channels_first, ["channel comes first"]),
+    (patchify_plain, ["plain reshape"]),
+    (patchify_column_major, ["column by column"]),
+    (patchify_strips, ["p x p square"]),
+    (patchify_strided, ["h apart"]),
+    (patchify_rows_columns_swapped, ["swapped"]),
+    (patchify_transposed, ["(n, l, p*p*3)"]),
+    (patchify_p2_only, ["patch_size everywhere"]),
+    (patchify_mixes_samples, ["sample 1"]),
+    (patchify_detached, ["requires_grad"]),
+])
+def test_patchify_names_mistakes(patchify, words):
+    fails_with(lambda fn: checks.check_patchify(fn, unpatchify_right), patchify, *words)
+
+
+@pytest.mark.parametrize("unpatchify, words", [
+    (unpatchify_plain, ["give imgs back", "plain reshape"]),
+    (unpatchify_channels_first, ["give imgs back", "(c, i, j)"]),
+    (unpatchify_column_major, ["give imgs back", "row by row"]),
+    (unpatchify_channels_last_image, ["give imgs back", "p x p square"]),
+    (unpatchify_first_sample_only, ["exact inverses"]),
+])
+def test_unpatchify_names_mistakes(unpatchify, words):
+    fails_with(lambda fn: checks.check_patchify(patchify_right, fn), unpatchify, *words)
+
+
+# ----------------------------------------------------------------------------- random masking
+
+
+def masking_right(x, mask_ratio, generator=None):
+    """facebookresearch/mae models_mae.py, random_masking."""
+    N, L, D = x.shape
+    len_keep = int(L * (1 - mask_ratio))
+    noise = torch.rand(N, L, generator=generator)
+    ids_shuffle = torch.argsort(noise, dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    ids_keep = ids_shuffle[:, :len_keep]
+    x_kept = torch.gather(x, dim=1, index=ids_keep.unsqueeze(-1).repeat(1, 1, D))
+    mask = torch.ones([N, L])
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, dim=1, index=ids_restore)
+    return x_kept, mask, ids_restore
+
+
+def masking_randperm(x, mask_ratio, generator=None):
+    """Written differently: one randperm per sample, advanced indexing, scatter for the mask."""
+    N, L, _ = x.shape
+    len_keep = int(L * (1 - mask_ratio))
+    ids_shuffle = torch.stack([torch.randperm(L, generator=generator) for _ in range(N)])
+    ids_restore = torch.empty_like(ids_shuffle)
+    ids_restore.scatter_(1, ids_shuffle, torch.arange(L).expand(N, L))
+    rows = torch.arange(N)[:, None]
+    x_kept = x[rows, ids_shuffle[:, :len_keep]]
+    mask = torch.ones(N, L).scatter(1, ids_shuffle[:, :len_keep], 0.0)
+    return x_kept, mask, ids_restore
+
+
+def test_random_masking_accepts_right_answers(capsys):
+    checks.check_random_masking(masking_right)
+    checks.check_random_masking(masking_randperm)
+    out = capsys.readouterr()
+    assert out.out.count("[ok] random_masking") == 2 and out.err == ""
+
+
+def make_masking(len_keep=None, mask_order="right", kept="right", noise="per_sample",
+                 gen_use="right", returns="ids_restore", detach=False, mask_dtype=None,
+                 ids_dtype=None, one_for="removed"):
+    """random_masking with one mistake switched on."""
+    def masking(x, mask_ratio, generator=None):
+        N, L, D = x.shape
+        K = int(L * (1 - mask_ratio)) if len_keep is None else len_keep(L, mask_ratio)
+        gen = generator if gen_use == "right" else None
+        if gen_use == "reseed":
+            torch.manual_seed(0)
+        rows = 1 if noise == "shared" else N
+        ids_shuffle = torch.argsort(torch.rand(rows, L, generator=gen), dim=1).expand(N, L)
+        ids_restore = torch.argsort(ids_shuffle, dim=1)
+        ids_keep = {"right": ids_shuffle[:, :K], "sorted": ids_shuffle[:, :K].sort(1)[0],
+                    "restore": ids_restore[:, :K]}[kept]
+        source = x.detach() if detach else x
+        x_kept = torch.gather(source, 1, ids_keep[..., None].expand(-1, -1, D))
+        mask = torch.ones(N, L)
+        mask[:, :K] = 0
+        if one_for == "kept":
+            mask = 1 - mask
+        if mask_order == "right":
+            mask = torch.gather(mask, 1, ids_restore)
+        elif mask_order == "ids_shuffle":
+            mask = torch.gather(mask, 1, ids_shuffle)
+        if mask_dtype is not None:
+            mask = mask.to(mask_dtype)
+        ids = ids_restore if returns == "ids_restore" else ids_shuffle
+        if ids_dtype is not None:
+            ids = ids.to(ids_dtype)
+        return x_kept, mask, ids
+    return masking
+
+
+def masking_without_generator(x, mask_ratio):
+    return masking_right(x, mask_ratio)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(len_keep=lambda L, r: round(L * (1 - r))), ["round(L * (1 - mask_ratio))"]),
+    (dict(len_keep=lambda L, r: L - int(L * r)), ["L - int(L * mask_ratio)"]),
+    (dict(len_keep=lambda L, r: int(L * r)), ["number to remove"]),
+    (dict(len_keep=lambda L, r: max(1, int(L * (1 - r)))), ["int(L * (1 - mask_ratio))"]),
+    (dict(mask_order="shuffled"), ["shuffled order"]),
+    (dict(mask_order="ids_shuffle"), ["ids_restore"]),
+    (dict(one_for="kept"), ["1 for kept"]),
+    (dict(kept="sorted"), ["another order"]),
+    (dict(kept="restore"), ["ids_restore[:, :len_keep]"]),
+    (dict(returns="ids_shuffle"), ["returned ids_shuffle"]),
+    (dict(noise="shared"), ["same shuffle"]),
+    (dict(gen_use="ignore"), ["seeded alike"]),
+    (dict(gen_use="reseed"), ["different seeds"]),
+    (dict(detach=True), ["requires_grad"]),
+    (dict(mask_dtype=torch.bool), ["float"]),
+    (dict(ids_dtype=torch.int32), ["int64"]),
+])
+def test_random_masking_names_mistakes(kwargs, words):
+    fails_with(checks.check_random_masking, make_masking(**kwargs), *words)
+
+
+def test_random_masking_wants_the_generator_argument():
+    fails_with(checks.check_random_masking, masking_without_generator, "generator")
+
+
+def test_random_masking_reports_a_crash_with_no_kept_patch():
+    def crashes_without_kept(x, mask_ratio, generator=None):
+        if int(x.shape[1] * (1 - mask_ratio)) == 0:
+            raise RuntimeError("cannot keep nothing")
+        return masking_right(x, mask_ratio, generator)
+    fails_with(checks.check_random_masking, crashes_without_kept, "RuntimeError", "(N, 0, D)")
+
+
+# ----------------------------------------------------------------------------- unshuffle
+
+
+def unshuffle_right(x_kept, mask_token, ids_restore):
+    """facebookresearch/mae models_mae.py, forward_decoder (without the cls token)."""
+    N, K, D = x_kept.shape
+    mask_tokens = mask_token.repeat(N, ids_restore.shape[1] - K, 1)
+    x = torch.cat([x_kept, mask_tokens], dim=1)
+    return torch.gather(x, dim=1, index=ids_restore.unsqueeze(-1).repeat(1, 1, D))
+
+
+def unshuffle_scatter(x_kept, mask_token, ids_restore):
+    """Written differently: scatter the shuffled sequence to the positions ids_shuffle names."""
+    N, K, D = x_kept.shape
+    L = ids_restore.shape[1]
+    shuffled = torch.cat([x_kept, mask_token.expand(N, L - K, D)], dim=1)
+    ids_shuffle = ids_restore.argsort(dim=1)
+    return torch.zeros(N, L, D).scatter(1, ids_shuffle[..., None].expand(-1, -1, D), shuffled)
+
+
+def test_unshuffle_accepts_right_answers(capsys):
+    checks.check_unshuffle(unshuffle_right)
+    checks.check_unshuffle(unshuffle_scatter)
+    out = capsys.readouterr()
+    assert out.out.count("[ok] unshuffle") == 2 and out.err == ""
+
+
+def unshuffle_inverse(x_kept, mask_token, ids_restore):
+    return unshuffle_right(x_kept, mask_token, ids_restore.argsort(dim=1))
+
+
+def unshuffle_mask_first(x_kept, mask_token, ids_restore):
+    N, K, D = x_kept.shape
+    x = torch.cat([mask_token.repeat(N, ids_restore.shape[1] - K, 1), x_kept], dim=1)
+    return torch.gather(x, 1, ids_restore[..., None].repeat(1, 1, D))
+
+
+def unshuffle_none(x_kept, mask_token, ids_restore):
+    N, K, _ = x_kept.shape
+    return torch.cat([x_kept, mask_token.repeat(N, ids_restore.shape[1] - K, 1)], dim=1)
+
+
+def unshuffle_zeros(x_kept, mask_token, ids_restore):
+    return unshuffle_right(x_kept, torch.zeros_like(mask_token), ids_restore)
+
+
+def unshuffle_token_copy(x_kept, mask_token, ids_restore):
+    return unshuffle_right(x_kept, mask_token.detach().clone(), ids_restore)
+
+
+def unshuffle_short(x_kept, mask_token, ids_restore):
+    return unshuffle_right(x_kept, mask_token, ids_restore)[:, 1:]
+
+
+@pytest.mark.parametrize("fn, words", [
+    (unshuffle_inverse, ["inverse permutation"]),
+    (unshuffle_mask_first, ["before x_kept"]),
+    (unshuffle_none, ["not put back"]),
+    (unshuffle_zeros, ["neither"]),
+    (unshuffle_token_copy, ["mask_token"]),
+    (unshuffle_short, ["shape"]),
+])
+def test_unshuffle_names_mistakes(fn, words):
+    fails_with(checks.check_unshuffle, fn, *words)
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+def make_loss(patchify=patchify_right, reduce="removed", per_patch="mean", norm="right"):
+    def mae_loss(imgs, pred, mask, patch_size, norm_pix_loss=False):
+        target = patchify(imgs, patch_size)
+        if norm_pix_loss and norm != "ignored":
+            dims, kw = {"right": (-1, {}), "biased": (-1, {"unbiased": False}),
+                        "no_sqrt": (-1, {}), "whole_image": ((1, 2), {}),
+                        "across_patches": (1, {})}[norm]
+            mean = target.mean(dim=dims, keepdim=True)
+            var = target.var(dim=dims, keepdim=True, **kw)
+            scale = var + 1e-6 if norm == "no_sqrt" else (var + 1e-6) ** 0.5
+            target = (target - mean) / scale
+        squared = (pred - target) ** 2
+        loss = squared.mean(dim=-1) if per_patch == "mean" else squared.sum(dim=-1)
+        if reduce == "all":
+            return loss.mean()
+        if reduce == "visible":
+            return (loss * (1 - mask)).sum() / (1 - mask).sum()
+        if reduce == "mean_with_mask":
+            return (loss * mask).mean()
+        if reduce == "per_patch":
+            return loss * mask
+        return (loss * mask).sum() / mask.sum()
+    return mae_loss
+
+
+def loss_boolean_index(imgs, pred, mask, patch_size, norm_pix_loss=False):
+    """Written differently: select the removed patches, normalise with std."""
+    target = patchify_unfold(imgs, patch_size)
+    if norm_pix_loss:
+        target = (target - target.mean(-1, keepdim=True)) / torch.sqrt(
+            target.var(-1, keepdim=True) + 1e-6)
+    removed = mask.bool()
+    return F.mse_loss(pred[removed], target[removed])
+
+
+def test_mae_loss_accepts_right_answers(capsys):
+    checks.check_mae_loss(make_loss())
+    checks.check_mae_loss(loss_boolean_index)
+    out = capsys.readouterr()
+    assert out.out.count("[ok] mae_loss") == 2 and out.err == ""
+
+
+def loss_detached(imgs, pred, mask, patch_size, norm_pix_loss=False):
+    return make_loss()(imgs, pred.detach(), mask, patch_size, norm_pix_loss)
+
+
+def loss_item(imgs, pred, mask, patch_size, norm_pix_loss=False):
+    return make_loss()(imgs, pred, mask, patch_size, norm_pix_loss).item()
+
+
+@pytest.mark.parametrize("fn, words", [
+    (make_loss(reduce="all"), ["all patches"]),
+    (make_loss(reduce="visible"), ["visible patches"]),
+    (make_loss(reduce="mean_with_mask"), ["mask.sum()"]),
+    (make_loss(per_patch="sum"), ["sum over its pixels"]),
+    (make_loss(reduce="per_patch"), ["0-dim"]),
+    (make_loss(norm="ignored"), ["norm_pix_loss=true gives the same"]),
+    (make_loss(norm="biased"), ["unbiased"]),
+    (make_loss(norm="no_sqrt"), ["standard deviation"]),
+    (make_loss(norm="whole_image"), ["whole image"]),
+    (make_loss(norm="across_patches"), ["across patches"]),
+    (make_loss(patchify=patchify_channels_first), ["check_patchify", "channel comes first"]),
+    (make_loss(patchify=patchify_column_major), ["check_patchify", "column by column"]),
+    (make_loss(patchify=patchify_plain), ["check_patchify", "plain reshape"]),
+    (loss_detached, ["requires_grad"]),
+    (loss_item, ["python number"]),
+])
+def test_mae_loss_names_mistakes(fn, words):
+    fails_with(checks.check_mae_loss, fn, *words)
