@@ -393,3 +393,16 @@ def loss_item(imgs, pred, mask, patch_size, norm_pix_loss=False):
 ])
 def test_mae_loss_names_mistakes(fn, words):
     fails_with(checks.check_mae_loss, fn, *words)
+
+
+def test_mae_loss_check_skips_while_the_notebooks_patchify_is_wrong(capsys):
+    """A wrong patchify must cost exercise 1's points only: the loss check then skips."""
+    namespace = {"torch": torch}
+    exec("def patchify(imgs, patch_size):\n"
+         "    N, C, H, W = imgs.shape\n"
+         "    return imgs.reshape(N, (H // patch_size) * (W // patch_size), -1)\n"
+         "def mae_loss(imgs, pred, mask, patch_size, norm_pix_loss=False):\n"
+         "    return ((pred - patchify(imgs, patch_size)) ** 2).mean()\n", namespace)
+    checks.check_mae_loss(namespace["mae_loss"])     # wrong, but not judged: no failure
+    out = capsys.readouterr()
+    assert "[skipped]" in out.out and "check_patchify" in out.out and out.err == ""
