@@ -65,6 +65,17 @@ def _view_for_display(view):
     return view  # a PIL image (or an array) is shown as it is
 
 
+def _indices_across_classes(arrays, n_images: int, seed: int) -> list[int]:
+    """``n_images`` indices of ``arrays``: one per class first (classes in random order),
+    then any others."""
+    rng = np.random.default_rng(seed)
+    first_of_class = [int(rng.choice(np.flatnonzero(arrays.labels == c)))
+                      for c in rng.permutation(np.unique(arrays.labels))]
+    chosen = set(first_of_class)
+    rest = [int(i) for i in rng.permutation(len(arrays)) if i not in chosen]
+    return (first_of_class + rest)[:min(n_images, len(arrays))]
+
+
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     """Trailing mean over the last ``window`` values (fewer at the start); same length."""
     values = np.asarray(values, dtype=np.float64)
@@ -86,14 +97,8 @@ def show_augmentations(arrays, transform, n_images: int = 6, n_views: int = 4, s
     a PIL image (shown as it is). Images come from different classes where possible; the
     views are drawn under ``seed`` without disturbing the global random state.
     """
-    rng = np.random.default_rng(seed)
-    n_images = min(n_images, len(arrays))
-    first_of_class = [int(rng.choice(np.flatnonzero(arrays.labels == c)))
-                      for c in rng.permutation(np.unique(arrays.labels))]
-    chosen = set(first_of_class)
-    rest = [int(i) for i in rng.permutation(len(arrays)) if i not in chosen]
-    indices = (first_of_class + rest)[:n_images]
-
+    indices = _indices_across_classes(arrays, n_images, seed)
+    n_images = len(indices)
     cols = 1 + n_views
     fig, axes = plt.subplots(n_images, cols, figsize=(1.5 * cols, 1.5 * n_images + 0.3),
                              squeeze=False, layout="constrained")
@@ -390,4 +395,132 @@ def mae_reconstructions(rows: Mapping[str, object], n_images: int = 6, title: st
                                va="center")
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------------------- DINO
+
+def _multicrop_views(transform, image) -> list[np.ndarray]:
+    """The crops ``transform`` makes of one PIL image, ready to show (HWC in [0, 1])."""
+    views = transform(image)
+    if not isinstance(views, (list, tuple)):
+        raise TypeError(f"the transform should return a list of crops (the global ones first, "
+                        f"then the local ones), got {type(views).__name__}")
+    if not views:
+        raise ValueError("the transform returned no crop")
+    return [_as_hwc(_view_for_display(view)) for view in views]
+
+
+def show_multicrop(arrays, transform, n_images: int = 4, seed: int = 0, n_global: int = 2):
+    """One row per image: the original, then every crop of a DINO multi-crop ``transform``,
+    each drawn at its real size relative to the others (a 16x16 local crop takes half the
+    width of a 32x32 global crop).
+
+    ``arrays`` is an :class:`~course_utils.data.ImageArrays`; ``transform`` maps a PIL image
+    to a list of normalised tensors, the ``n_global`` global crops first, then the local ones
+    (shown through :func:`~course_utils.augment.denormalize`). Images come from different
+    classes where possible; the crops are drawn under ``seed`` without disturbing the global
+    random state.
+    """
+    indices = _indices_across_classes(arrays, n_images, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        rows = [_multicrop_views(transform, arrays.pil(i)) for i in indices]  # [[HWC, ...]]
+    n_crops = len(rows[0])
+    if any(len(views) != n_crops for views in rows):
+        raise ValueError(f"the transform returned {sorted({len(v) for v in rows})} crops for "
+                         f"different images; it should always return the same number")
+    n_global = min(n_global, n_crops)
+    names = ([f"global {k + 1}" for k in range(n_global)]
+             + [f"local {k + 1}" for k in range(n_crops - n_global)])
+
+    sizes = [view.shape[:2] for view in rows[0]]                       # (h, w) of each crop
+    reference = max(w for _, w in sizes[:max(n_global, 1)])            # a global crop's width
+    widths = [reference] + [w for _, w in sizes]                       # the original: as wide
+    inches_per_pixel = 1.5 / reference
+    fig, axes = plt.subplots(len(rows), 1 + n_crops, squeeze=False, layout="constrained",
+                             width_ratios=widths,
+                             figsize=(inches_per_pixel * sum(widths) + 0.6,
+                                      1.6 * len(rows) + 0.6))
+    for row, (i, views) in enumerate(zip(indices, rows)):
+        _show(axes[row, 0], arrays.pil(i))
+        axes[row, 0].set_ylabel(arrays.classes[arrays.labels[i]], fontsize=9)
+        for ax, view in zip(axes[row, 1:], views):
+            _show(ax, view)
+            ax.set_anchor("S")  # small crops stand on the same line as the large ones
+    for ax, name in zip(axes[0], ["original"] + names):
+        ax.set_title(name, fontsize=9)
+
+    (gh, gw), n_local = sizes[0], n_crops - n_global
+    text = f"DINO multi-crop: {n_global} global crops ({gh}x{gw}, teacher and student)"
+    if n_local:
+        lh, lw = sizes[n_global]
+        text += f"\nand {n_local} local crops ({lh}x{lw}, student only), drawn to scale"
+    fig.suptitle(text, fontsize=10)
+    return fig
+
+
+def _cls_attention_maps(attention, n_images: int) -> torch.Tensor:
+    """``attention`` as a float tensor (B, heads, g, g); (B, heads, g * g) is reshaped."""
+    attn = torch.as_tensor(_numpy(attention)).detach().cpu().float()
+    if attn.ndim == 3:                                                 # (B, heads, L)
+        length = attn.shape[-1]
+        side = int(round(length ** 0.5))
+        if side * side != length:
+            hint = ""
+            if int(round((length - 1) ** 0.5)) ** 2 == length - 1:
+                hint = (" It looks like [CLS]'s attention to itself is still in column 0: "
+                        "take attn[:, :, 0, 1:].")
+            raise ValueError(f"attention (B, heads, L) needs a square number of patches L, "
+                             f"got L = {length}.{hint}")
+        attn = attn.reshape(*attn.shape[:2], side, side)
+    if attn.ndim != 4 or attn.shape[-1] != attn.shape[-2] or attn.shape[0] != n_images:
+        raise ValueError(f"attention should have shape (B, heads, g, g) with B = {n_images} "
+                         f"images (the [CLS] row of the last layer, as a g x g grid per head), "
+                         f"got {tuple(attn.shape)}")
+    return attn
+
+
+def _scale_each_map(maps: torch.Tensor) -> torch.Tensor:
+    """Every map (..., H, W) scaled to its own range [0, 1] (a constant map becomes 0)."""
+    low = maps.amin(dim=(-2, -1), keepdim=True)
+    high = maps.amax(dim=(-2, -1), keepdim=True)
+    return (maps - low) / (high - low).clamp_min(1e-12)
+
+
+def attention_maps(images, attention, title: str | None = None, alpha: float = 0.6,
+                   cmap: str = "inferno"):
+    """One row per image: the image, the [CLS] token's attention of every head as a heat map
+    over the greyed image, and the mean over the heads.
+
+    ``images``: a float tensor (B, 3, H, W) in [0, 1] or a uint8 array (B, H, W, 3);
+    ``attention``: (B, heads, g, g), the attention of [CLS] to each of the g x g patches
+    (``vit.last_selfattention(x)[:, :, 0, 1:]`` reshaped; (B, heads, g * g) works too).
+    Maps are upsampled to H x W (nearest, one block per patch) and each is scaled to its own
+    min-max, so colours compare places within a map, not heads with each other.
+    """
+    x = _as_nchw(images)                                               # (B, 3, H, W)
+    n, _, height, width = x.shape
+    attn = _cls_attention_maps(attention, n)                           # (B, heads, g, g)
+    heads = attn.shape[1]
+    maps = torch.cat([attn, attn.mean(dim=1, keepdim=True)], dim=1)    # (B, heads + 1, g, g)
+    maps = torch.nn.functional.interpolate(maps, size=(height, width), mode="nearest")
+    maps = _scale_each_map(maps).numpy()                               # (B, heads + 1, H, W)
+    grey = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1).numpy()  # (B, H, W)
+
+    cols = heads + 2
+    fig, axes = plt.subplots(n, cols, squeeze=False, layout="constrained",
+                             figsize=(1.4 * cols, 1.4 * n + 0.5))
+    for row in range(n):
+        _show(axes[row, 0], x[row])
+        for ax, heat in zip(axes[row, 1:], maps[row]):
+            ax.imshow(grey[row], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(heat, cmap=cmap, vmin=0, vmax=1, alpha=alpha, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    names = ["image"] + [f"head {h + 1}" for h in range(heads)] + ["mean"]
+    for ax, name in zip(axes[0], names):
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(title or "Attention of [CLS] to each patch (bright = most attended; "
+                          "each map scaled to its own range)", fontsize=10)
     return fig
