@@ -211,7 +211,8 @@ def _draw_masked_rows(axes_rows, images: torch.Tensor, masks_by_ratio, patch_siz
     for row_axes, (ratio, mask) in zip(axes_rows[1:], masks_by_ratio):
         for ax, image in zip(row_axes, grey_out_patches(images, mask, patch_size)):
             _show(ax, image)
-        row_axes[0].set_ylabel(f"ratio {ratio:.2f}\n{_kept_text(mask)}", fontsize=8)
+        kept = int((mask[0] == 0).sum())
+        row_axes[0].set_ylabel(f"ratio {ratio:.2f}\nkept {kept}/{mask.shape[1]}", fontsize=8)
 
 
 def _figure_axes(fig: Figure, n_rows: int, n_cols: int):
