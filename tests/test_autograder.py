@@ -22,7 +22,8 @@ import course  # noqa: E402
 FIXTURE_SOURCE = REPO / "tests" / "fixtures"
 FIXTURE = "00_fixture"
 COURSE_ASSIGNMENTS = course.source_assignments(course.COURSE_DIR)
-EXPECTED_TOTAL = {"01_simclr_ntxent": 14, "02_moco_queue": 13, "03_mae_masking": 13, FIXTURE: 3}
+EXPECTED_TOTAL = {"01_simclr_ntxent": 14, "02_moco_queue": 13, "03_mae_masking": 13,
+                  "04_dino_self_distillation": 13, FIXTURE: 3}
 
 pytestmark = pytest.mark.notebook
 
