@@ -361,6 +361,7 @@ class GradeResult:
     lost: list[str] = field(default_factory=list)  # test cells below full points
     tests: int = 0
     log_file: Path | None = None
+    suspicious: list[str] = field(default_factory=list)  # tamper.py findings in answer cells
 
 
 # (pattern in nbgrader's log, reason): the failures seen on real submissions.
@@ -481,7 +482,7 @@ def exercise_scores(course_dir: Path, assignment: str, student: str) -> dict[str
 
 
 REPORT_COLUMNS = ["student", "status", "score", "max_score", "lost_points_on", "seconds",
-                  "reason", "notes", "log"]
+                  "reason", "notes", "suspicious", "log"]
 
 
 def write_report(course_dir: Path, assignment: str, results: list[GradeResult]) -> Path:
@@ -495,12 +496,29 @@ def write_report(course_dir: Path, assignment: str, results: list[GradeResult]) 
     for r in results:
         rows[r.student] = dict(zip(REPORT_COLUMNS, [
             r.student, "ok" if r.ok else "failed", r.score, r.max_score, " ".join(r.lost),
-            f"{r.seconds:.1f}", r.reason, "; ".join(r.notes), r.log_file]))
+            f"{r.seconds:.1f}", r.reason, "; ".join(r.notes), " | ".join(r.suspicious),
+            r.log_file]))
     with open(report, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, REPORT_COLUMNS)
         writer.writeheader()
         writer.writerows(rows[s] for s in sorted(rows))
     return report
+
+
+def tamper_report(course_dir: Path, assignment: str, student: str) -> list[str]:
+    """Suspicious patterns in the student's answer cells (tamper.py), also written to
+    reports/<assignment>/<student>.tamper.txt; an empty list when there are none."""
+    import tamper
+    masters = master_notebooks(course_dir, assignment)
+    master = notebook_json(masters[0]) if masters else None
+    findings = []
+    for path in sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb")):
+        findings += [str(f) for f in tamper.scan_notebook(path, master)]
+    out = Path(course_dir) / "reports" / assignment / f"{student}.tamper.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(line + "\n" for line in findings) or "nothing suspicious\n",
+                   encoding="utf-8")
+    return findings
 
 
 def autograde(course_dir: Path, assignment: str, students: list[str] | None = None,
@@ -514,6 +532,7 @@ def autograde(course_dir: Path, assignment: str, students: list[str] | None = No
             result = GradeResult(assignment, student, ok=False, reason="no submission collected")
         else:
             result = grade_student(course_dir, assignment, student, timeout)
+            result.suspicious = tamper_report(course_dir, assignment, student)
         echo(f"  {student}: {'ok' if result.ok else 'FAILED: ' + result.reason} ({result.seconds:.1f} s)")
         results.append(result)
     add_scores(course_dir, results)
@@ -532,6 +551,8 @@ def summary_table(results: list[GradeResult]) -> str:
                        else f", lost points on {len(r.lost)} of {r.tests} tests")
         if r.notes:
             status += f" ({'; '.join(r.notes)})"
+        if r.suspicious:
+            status += f" [tamper report: {len(r.suspicious)} suspicious line(s)]"
         lines.append(f"{r.student:<{width}}  {r.assignment:<26} {score:>11} {r.seconds:6.1f}s  {status}")
     failed = [r for r in results if not r.ok]
     lines.append(f"{len(results)} submissions, {len(results) - len(failed)} graded, {len(failed)} failed"

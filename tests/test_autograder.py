@@ -110,6 +110,7 @@ def test_every_submission_is_graded_in_one_batch(batch):
 
 def test_master_gets_full_marks(batch):
     result = batch.results["reference_solution"]
+    assert result.suspicious == [], "the tamper report flags the master's own answers"
     assert batch.scores("reference_solution") == batch.points
     assert result.score == result.max_score == sum(batch.points.values())
     if batch.assignment in EXPECTED_TOTAL:
@@ -187,8 +188,14 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     def test_cell_deleted(cells):
         cells.remove(cell(cells, "test_mean_of"))
 
+    def always_equal(cells):
+        cell(cells, "add")["source"] = ("class AlwaysEqual:\n"
+                                        "    def __eq__(self, other):\n        return True\n"
+                                        "def add(a, b):\n    return AlwaysEqual()\n")
+
     edits = {"a_syntax_error": syntax_error, "b_kernel_dies": kernel_dies,
-             "c_noisy_stderr": noisy, "d_test_cell_deleted": test_cell_deleted}
+             "c_noisy_stderr": noisy, "d_test_cell_deleted": test_cell_deleted,
+             "e_always_equal": always_equal}
     folder = tmp_path / "broken"
     for student, edit in edits.items():
         course.write_notebook(edited_master(fixture_course, edit), folder / f"{student}.ipynb")
@@ -209,6 +216,17 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     assert any("test_mean_of was missing" in note for note in results["d_test_cell_deleted"].notes)
     assert scores("d_test_cell_deleted") == {"test_add": 1, "test_mean_of": 2}
     assert (fixture_course / "reports" / FIXTURE / "autograde.csv").exists()
+
+    # the tamper report names the __eq__ override, and nothing in the honest submissions
+    assert results["e_always_equal"].suspicious == [
+        "add, line 2: def __eq__ (can make any value compare or convert as wished): "
+        "def __eq__(self, other):"]
+    assert results["c_noisy_stderr"].suspicious == []
+    report = (fixture_course / "reports" / FIXTURE / "e_always_equal.tamper.txt").read_text()
+    assert "def __eq__" in report
+    with open(fixture_course / "reports" / FIXTURE / "autograde.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert "def __eq__" in rows["e_always_equal"]["suspicious"]
 
     # the grading kernel is this environment's python3 (the fixture prints its sys.prefix)
     graded = course.notebook_json(
