@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -521,21 +523,87 @@ def tamper_report(course_dir: Path, assignment: str, student: str) -> list[str]:
     return findings
 
 
+def submission_digest(course_dir: Path, assignment: str, student: str) -> str:
+    """sha256 over the student's submitted files: a regrade is needed when it changes."""
+    digest = hashlib.sha256()
+    folder = Path(course_dir) / "submitted" / student / assignment
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def state_file(course_dir: Path, assignment: str) -> Path:
+    return Path(course_dir) / "reports" / assignment / "state.json"
+
+
+def load_state(course_dir: Path, assignment: str) -> dict:
+    """student -> {"digest", "score", "max_score"} of their last successful grading."""
+    path = state_file(course_dir, assignment)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def save_state(course_dir: Path, assignment: str, state: dict) -> None:
+    path = state_file(course_dir, assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)                                  # atomic: a crash never half-writes it
+
+
+def already_graded(course_dir: Path, assignment: str, student: str, state: dict) -> bool:
+    """True when this exact submission was graded successfully before."""
+    entry = state.get(student)
+    return bool(entry) and entry.get("digest") == submission_digest(
+        course_dir, assignment, student) and (
+        Path(course_dir) / "autograded" / student / assignment).is_dir()
+
+
+def _grade_one(course_dir: Path, assignment: str, student: str, timeout: float) -> GradeResult:
+    if not (Path(course_dir) / "submitted" / student / assignment).is_dir():
+        return GradeResult(assignment, student, ok=False, reason="no submission collected")
+    result = grade_student(course_dir, assignment, student, timeout)
+    if not result.ok and "database is locked" in (result.log_file.read_text(
+            encoding="utf-8", errors="replace") if result.log_file else ""):
+        result = grade_student(course_dir, assignment, student, timeout)   # once more
+    result.suspicious = tamper_report(course_dir, assignment, student)
+    return result
+
+
 def autograde(course_dir: Path, assignment: str, students: list[str] | None = None,
-              timeout: float = 900, echo=print) -> list[GradeResult]:
-    """Grade each student's submission in turn; failures are recorded, not raised."""
+              timeout: float = 900, echo=print, workers: int = 1,
+              regrade: bool = True) -> list[GradeResult]:
+    """Grade each student's submission, ``workers`` at a time, each in its own process.
+
+    Failures are recorded, never raised. With ``regrade=False`` a submission that was
+    graded successfully before and has not changed since is skipped (resume after an
+    interruption); its earlier score stays in the gradebook.
+    """
     ensure_in_gradebook(course_dir, assignment)
     students = students or submitted_students(course_dir, assignment)
-    results = []
-    for student in students:
-        if not (Path(course_dir) / "submitted" / student / assignment).is_dir():
-            result = GradeResult(assignment, student, ok=False, reason="no submission collected")
-        else:
-            result = grade_student(course_dir, assignment, student, timeout)
-            result.suspicious = tamper_report(course_dir, assignment, student)
-        echo(f"  {student}: {'ok' if result.ok else 'FAILED: ' + result.reason} ({result.seconds:.1f} s)")
-        results.append(result)
+    state = load_state(course_dir, assignment)
+    todo = [s for s in students if regrade or not already_graded(course_dir, assignment, s, state)]
+    skipped = [s for s in students if s not in todo]
+    for student in skipped:
+        echo(f"  {student}: unchanged since its last grading, skipped")
+    by_student = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(_grade_one, course_dir, assignment, s, timeout): s for s in todo}
+        for future in as_completed(futures):
+            result = future.result()
+            by_student[result.student] = result
+            echo(f"  {result.student}: {'ok' if result.ok else 'FAILED: ' + result.reason} "
+                 f"({result.seconds:.1f} s)")
+    results = [by_student[s] for s in todo]            # the order asked for, not of finishing
     add_scores(course_dir, results)
+    for result in results:
+        if result.ok:
+            state[result.student] = {"digest": submission_digest(course_dir, assignment,
+                                                                 result.student),
+                                     "score": result.score, "max_score": result.max_score}
+    save_state(course_dir, assignment, state)
     write_report(course_dir, assignment, results)
     return results
 
@@ -679,6 +747,10 @@ def parse_args(argv=None):
     p.add_argument("--student", action="append", help="only this student (repeatable)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per submission")
     p.add_argument("--strict", action="store_true", help="exit 1 when any submission failed")
+    p.add_argument("--workers", type=int, default=1,
+                   help="submissions graded at the same time (default 1; on a 2-core machine 2)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip submissions graded successfully before and unchanged since")
 
     p = commands.add_parser("feedback", help="nbgrader generate_feedback (HTML in feedback/)")
     p.add_argument("assignment", nargs="?")
@@ -726,7 +798,8 @@ def main(argv=None) -> int:
                         print(f"{assignment}: no submissions in {course / 'submitted'}")
                     continue
                 print(f"{assignment}: autograding {len(students)} submissions")
-                results += autograde(course, assignment, students, timeout=args.timeout)
+                results += autograde(course, assignment, students, timeout=args.timeout,
+                                     workers=args.workers, regrade=not args.resume)
             if results:
                 print(summary_table(results))
                 print(f"per-student logs and autograde.csv: {course / 'reports'}")

@@ -274,3 +274,37 @@ def test_autograde_cli_exit_codes(fixture_course, tmp_path, capsys):
     assert course.main(args) == 0
     assert "FAILED: graded cell test_add appears more than once" in capsys.readouterr().out
     assert course.main(args + ["--strict"]) == 1
+
+
+def test_parallel_workers_and_resume(fixture_course, tmp_path):
+    """Two workers grade a batch like one would; a resumed run skips what it graded, a
+    changed submission is graded again, and no earlier grade is lost."""
+    master = course.notebook_json(course.master_notebooks(fixture_course, FIXTURE)[0])
+    folder = tmp_path / "par"
+    wrong = with_cell_replaced_source(master, "mean_of", "def mean_of(xs):\n    return 0\n")
+    students = {"p1": master, "p2": wrong, "p3": master, "p4": wrong}
+    for student, nb in students.items():
+        course.write_notebook(nb, folder / f"{student}.ipynb")
+    course.collect(fixture_course, folder, FIXTURE)
+    results = course.autograde(fixture_course, FIXTURE, list(students), workers=2,
+                               echo=lambda *_: None)
+    assert [r.student for r in results] == list(students) and all(r.ok for r in results)
+    assert {r.student: r.score for r in results} == {"p1": 3, "p2": 1, "p3": 3, "p4": 1}
+
+    lines = []
+    again = course.autograde(fixture_course, FIXTURE, list(students), workers=2,
+                             regrade=False, echo=lines.append)
+    assert again == [] and all("skipped" in line for line in lines) and len(lines) == 4
+
+    course.write_notebook(master, folder / "p2.ipynb")           # p2 fixes the exercise
+    course.collect(fixture_course, folder, FIXTURE)
+    third = course.autograde(fixture_course, FIXTURE, list(students), workers=2,
+                             regrade=False, echo=lambda *_: None)
+    assert [(r.student, r.score) for r in third] == [("p2", 3)]
+    with course.gradebook(fixture_course) as gb:
+        scores = {s: gb.find_submission(FIXTURE, s).score for s in students}
+    assert scores == {"p1": 3, "p2": 3, "p3": 3, "p4": 1}
+
+
+def with_cell_replaced_source(notebook, grade_id, source):
+    return course.with_cell_replaced(notebook, grade_id, source)
