@@ -364,6 +364,7 @@ class GradeResult:
     tests: int = 0
     log_file: Path | None = None
     suspicious: list[str] = field(default_factory=list)  # tamper.py findings in answer cells
+    isolated: bool = False                                # graded in the bubblewrap sandbox
 
 
 # (pattern in nbgrader's log, reason): the failures seen on real submissions.
@@ -410,15 +411,72 @@ def autograde_command(assignment: str, student: str) -> list[str]:
     return nbgrader_command("autograde", assignment, "--student", student, "--force", "--create")
 
 
+def sandbox_mode() -> str:
+    """COURSE_SANDBOX: 'auto' (isolate when bubblewrap works; default), 'off' or 'required'."""
+    mode = os.environ.get("COURSE_SANDBOX", "auto").lower()
+    if mode not in ("auto", "off", "required"):
+        raise CourseError(f"COURSE_SANDBOX={mode!r}: use auto, off or required")
+    return mode
+
+
+def isolation(course_dir: Path) -> tuple[bool, str]:
+    """(isolated, why not): whether grading kernels run under bubblewrap."""
+    import sandbox
+    mode = sandbox_mode()
+    if mode == "off":
+        return False, "COURSE_SANDBOX=off"
+    ok, why = sandbox.available()
+    if not ok and mode == "required":
+        raise CourseError(f"COURSE_SANDBOX=required, but {why}")
+    return ok, why
+
+
+def sandboxed_command(course_dir: Path, command: list[str], env: dict, spec_root: Path,
+                      workdir: Path) -> tuple[list[str], dict]:
+    """The autograde command and environment that start the kernel under bubblewrap.
+
+    Hidden from the kernel: the course folder and the repository (masters, hidden tests,
+    wrong variants, other students, the gradebook). Shown read-only: the Python
+    environment and course_utils. Writable: the notebook's own folder (the launcher adds
+    it and the connection file's folder) and a private /tmp.
+    """
+    import importlib.util
+    import sandbox
+    sandbox.write_kernelspec(spec_root)
+    utils = importlib.util.find_spec("course_utils")
+    read_only = [sys.prefix, os.path.realpath(sys.prefix)]
+    if utils is not None and utils.origin:
+        read_only.append(str(Path(utils.origin).resolve().parent))
+    hide = [str(Path(course_dir).resolve()), str(REPO_DIR)]
+    runtime = Path(spec_root) / "runtime"        # connection file and IPC sockets, shared
+    runtime.mkdir(parents=True, exist_ok=True)   # with the kernel (absolute paths)
+    workdir.mkdir(parents=True, exist_ok=True)    # where nbgrader writes the graded notebook
+    env = dict(env, **sandbox.sandbox_env(hide, read_only, [str(workdir)], chdir=str(workdir)),
+               JUPYTER_PATH=os.pathsep.join([str(spec_root), env.get("JUPYTER_PATH", "")]),
+               JUPYTER_RUNTIME_DIR=str(runtime), TMPDIR=str(runtime),  # connection files
+               MPLCONFIGDIR="/tmp/matplotlib",
+               IPYTHONDIR="/tmp/ipython", COURSE_OFFLINE="1")
+    return command + [f"--Execute.kernel_name={sandbox.KERNEL_NAME}",
+                      "--KernelManager.transport=ipc",
+                      f"--KernelManager.ip={runtime / 'kernel-ipc'}"], env
+
+
 def grade_student(course_dir: Path, assignment: str, student: str,
-                  timeout: float = 900) -> GradeResult:
+                  timeout: float = 900, isolated: bool | None = None) -> GradeResult:
     """Autograde one submission in a child process; never raises for a bad submission."""
     log_file = Path(course_dir) / "reports" / assignment / f"{student}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    if isolated is None:
+        isolated = isolation(course_dir)[0]
+    command, env = autograde_command(assignment, student), grading_env()
+    spec_root = Path(tempfile.mkdtemp(prefix="sandbox-kernel-"))
+    if isolated:
+        workdir = Path(course_dir).resolve() / "autograded" / student / assignment
+        command, env = sandboxed_command(course_dir, command, env, spec_root, workdir)
     start = time.perf_counter()
     with open(log_file, "w", encoding="utf-8") as log_out:
-        child = subprocess.Popen(autograde_command(assignment, student), cwd=course_dir,
-                                 env=grading_env(), stdout=log_out, stderr=subprocess.STDOUT,
+        child = subprocess.Popen(command, cwd=course_dir,
+                                 env=env, stdout=log_out, stderr=subprocess.STDOUT,
                                  start_new_session=True)  # its kernel shares the group
         try:
             returncode = child.wait(timeout=timeout)
@@ -428,9 +486,10 @@ def grade_student(course_dir: Path, assignment: str, student: str,
             child.wait()
             returncode, timed_out = None, True
     seconds = time.perf_counter() - start
+    shutil.rmtree(spec_root, ignore_errors=True)
     log = log_file.read_text(encoding="utf-8", errors="replace")
     result = GradeResult(assignment, student, ok=False, seconds=seconds, log_file=log_file,
-                         notes=log_notes(log))
+                         notes=log_notes(log), isolated=isolated)
     if timed_out:
         result.reason = f"grading took longer than {timeout:.0f} s and was stopped"
     elif returncode != 0 or "There was an error processing assignment" in log:
@@ -484,7 +543,7 @@ def exercise_scores(course_dir: Path, assignment: str, student: str) -> dict[str
 
 
 REPORT_COLUMNS = ["student", "status", "score", "max_score", "lost_points_on", "seconds",
-                  "reason", "notes", "suspicious", "log"]
+                  "reason", "notes", "suspicious", "isolated", "log"]
 
 
 def write_report(course_dir: Path, assignment: str, results: list[GradeResult]) -> Path:
@@ -499,7 +558,7 @@ def write_report(course_dir: Path, assignment: str, results: list[GradeResult]) 
         rows[r.student] = dict(zip(REPORT_COLUMNS, [
             r.student, "ok" if r.ok else "failed", r.score, r.max_score, " ".join(r.lost),
             f"{r.seconds:.1f}", r.reason, "; ".join(r.notes), " | ".join(r.suspicious),
-            r.log_file]))
+            "yes" if r.isolated else "NO", r.log_file]))
     with open(report, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, REPORT_COLUMNS)
         writer.writeheader()
@@ -561,13 +620,14 @@ def already_graded(course_dir: Path, assignment: str, student: str, state: dict)
         Path(course_dir) / "autograded" / student / assignment).is_dir()
 
 
-def _grade_one(course_dir: Path, assignment: str, student: str, timeout: float) -> GradeResult:
+def _grade_one(course_dir: Path, assignment: str, student: str, timeout: float,
+               isolated: bool) -> GradeResult:
     if not (Path(course_dir) / "submitted" / student / assignment).is_dir():
         return GradeResult(assignment, student, ok=False, reason="no submission collected")
-    result = grade_student(course_dir, assignment, student, timeout)
+    result = grade_student(course_dir, assignment, student, timeout, isolated)
     if not result.ok and "database is locked" in (result.log_file.read_text(
             encoding="utf-8", errors="replace") if result.log_file else ""):
-        result = grade_student(course_dir, assignment, student, timeout)   # once more
+        result = grade_student(course_dir, assignment, student, timeout, isolated)  # again
     result.suspicious = tamper_report(course_dir, assignment, student)
     return result
 
@@ -583,6 +643,10 @@ def autograde(course_dir: Path, assignment: str, students: list[str] | None = No
     """
     ensure_in_gradebook(course_dir, assignment)
     students = students or submitted_students(course_dir, assignment)
+    isolated, why = isolation(course_dir)
+    if not isolated:
+        echo(f"WARNING: grading is NOT isolated ({why}): submissions run with your rights, "
+             f"can read the masters and the gradebook and reach the network.")
     state = load_state(course_dir, assignment)
     todo = [s for s in students if regrade or not already_graded(course_dir, assignment, s, state)]
     skipped = [s for s in students if s not in todo]
@@ -590,7 +654,8 @@ def autograde(course_dir: Path, assignment: str, students: list[str] | None = No
         echo(f"  {student}: unchanged since its last grading, skipped")
     by_student = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_grade_one, course_dir, assignment, s, timeout): s for s in todo}
+        futures = {pool.submit(_grade_one, course_dir, assignment, s, timeout, isolated): s
+                   for s in todo}
         for future in as_completed(futures):
             result = future.result()
             by_student[result.student] = result

@@ -7,6 +7,7 @@ tests/submissions/<assignment>.py (exactly that exercise's points lost) and one 
 duplicated graded cell (fails, and the batch goes on). Then the grades CSV is checked.
 """
 import csv
+import os
 import json
 import shutil
 import sys
@@ -308,3 +309,81 @@ def test_parallel_workers_and_resume(fixture_course, tmp_path):
 
 def with_cell_replaced_source(notebook, grade_id, source):
     return course.with_cell_replaced(notebook, grade_id, source)
+
+
+def sandbox_ready():
+    import sandbox
+    ok, why = sandbox.available()
+    if not ok and os.environ.get("CI"):
+        pytest.fail(f"CI must test the isolated kernel, but {why}")
+    return ok, why
+
+
+def test_isolated_kernel_contains_hostile_submissions(fixture_course, tmp_path):
+    """Under bubblewrap a submission cannot read the masters, the repository's wrong
+    variants or other students, cannot write to the gradebook, has no network and hits
+    a memory limit; each still gets the points its correct answers earn."""
+    ok, why = sandbox_ready()
+    if not ok:
+        pytest.skip(f"no isolation here: {why}")
+    course_dir = fixture_course.resolve()
+    master_path = course.master_notebooks(course_dir, FIXTURE)[0]
+    gradebook_file = course_dir / "gradebook.db"
+
+    def appended(code):
+        def edit(cells):
+            answer = cell(cells, "add")
+            source = answer["source"] if isinstance(answer["source"], str) else "".join(answer["source"])
+            answer["source"] = source + "\n" + code + "\n"
+        return edited_master(course_dir, edit)
+
+    probes = {
+        "h_reader": f"print(open({str(master_path)!r}).read()[:40])",
+        "h_repo": f"print(open({str(REPO / 'tests' / 'submissions' / '01_simclr_ntxent.py')!r}).read()[:40])",
+        "h_other": f"import os\nprint(os.listdir({str(course_dir / 'submitted')!r}))",
+        "h_writer": f"open({str(gradebook_file)!r}, 'w').write('gone')",
+        "h_network": "import socket\ns = socket.create_connection(('pypi.org', 443), timeout=5)",
+        "h_memory": "hog = bytearray(40 * 2**30)",
+    }
+    folder = tmp_path / "hostile"
+    for student, code in probes.items():
+        course.write_notebook(appended(code), folder / f"{student}.ipynb")
+    course.collect(course_dir, folder, FIXTURE)
+    gradebook_before = gradebook_file.stat().st_size
+    results = {r.student: r for r in course.autograde(course_dir, FIXTURE, list(probes),
+                                                       workers=2, echo=lambda *_: None)}
+    assert gradebook_file.stat().st_size >= gradebook_before and \
+        gradebook_file.read_bytes()[:15] == b"SQLite format 3"
+    for student in probes:
+        result = results[student]
+        assert result.ok and result.isolated, (student, result.reason)
+        scores = {g: s for g, (s, _) in course.exercise_scores(course_dir, FIXTURE, student).items()}
+        assert scores == {"test_add": 1, "test_mean_of": 2}, student
+        graded = course.notebook_json(course_dir / "autograded" / student / FIXTURE / f"{FIXTURE}.ipynb")
+        errors = [o.get("ename") for c in graded["cells"] for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        expected = {"h_reader": "FileNotFoundError", "h_repo": "FileNotFoundError",
+                    "h_other": "FileNotFoundError", "h_writer": None,
+                    "h_network": "gaierror", "h_memory": "MemoryError"}[student]
+        if expected:
+            assert expected in errors, (student, errors)
+    # the writer wrote into the sandbox's empty course folder, not the real gradebook
+    with course.gradebook(course_dir) as gb:
+        assert gb.find_submission(FIXTURE, "h_writer").score == 3
+
+
+def test_grading_without_isolation_says_so(fixture_course, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_SANDBOX", "off")
+    master = course.notebook_json(course.master_notebooks(fixture_course, FIXTURE)[0])
+    course.write_notebook(master, tmp_path / "plain" / "n_plain.ipynb")
+    course.collect(fixture_course, tmp_path / "plain", FIXTURE)
+    lines = []
+    [result] = course.autograde(fixture_course, FIXTURE, ["n_plain"], echo=lines.append)
+    assert result.ok and not result.isolated and result.score == 3
+    assert any(line.startswith("WARNING: grading is NOT isolated") for line in lines)
+    with open(fixture_course / "reports" / FIXTURE / "autograde.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert rows["n_plain"]["isolated"] == "NO"
+    monkeypatch.setenv("COURSE_SANDBOX", "sometimes")
+    with pytest.raises(course.CourseError, match="COURSE_SANDBOX"):
+        course.isolation(fixture_course)
