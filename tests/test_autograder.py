@@ -51,6 +51,37 @@ def graded_points(course_dir: Path, assignment: str) -> dict[str, float]:
             if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
 
 
+def filled_release(course_dir: Path, assignment: str) -> dict:
+    """The student notebook with every answer cell filled in with the master's answer."""
+    [release] = (course_dir / "release" / assignment).glob("*.ipynb")
+    notebook = course.notebook_json(release)
+    answers = {c["metadata"]["nbgrader"]["grade_id"]: c["source"]
+               for c in master_cells(course_dir, assignment)
+               if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    for c in notebook["cells"]:
+        grade_id = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            c["source"] = answers[grade_id]
+    return notebook
+
+
+def as_saved_by_colab(notebook: dict) -> dict:
+    """What Colab's download may look like: no nbgrader metadata, no cell ids, format 4.0,
+    Colab's own metadata on the notebook and on each cell."""
+    notebook = json.loads(json.dumps(notebook))
+    notebook["nbformat_minor"] = 0
+    notebook["metadata"] = {"colab": {"provenance": [], "gpuType": "T4"},
+                            "kernelspec": {"name": "python3", "display_name": "Python 3"},
+                            "language_info": {"name": "python"}, "accelerator": "GPU"}
+    for i, cell in enumerate(notebook["cells"]):
+        cell.pop("id", None)
+        cell["metadata"] = {"id": f"colab{i:04d}"}
+        if cell["cell_type"] == "code":
+            cell["metadata"]["colab"] = {"base_uri": "https://localhost:8080/"}
+            cell["metadata"]["outputId"] = f"out{i}"
+    return notebook
+
+
 def with_duplicated_test_cell(notebook: dict) -> dict:
     notebook = json.loads(json.dumps(notebook))
     index = next(i for i, c in enumerate(notebook["cells"])
@@ -90,6 +121,8 @@ def batch(request, tmp_path_factory):
     master = course.notebook_json(course.master_notebooks(course_dir, assignment)[0])
     submissions["duplicated_cell"] = course.write_notebook(
         with_duplicated_test_cell(master), folder / "duplicated_cell.ipynb")
+    submissions["colab_saved"] = course.write_notebook(
+        as_saved_by_colab(filled_release(course_dir, assignment)), folder / "colab_saved.ipynb")
     originals = {path: path.read_bytes() for path in submissions.values()}
 
     collected = course.collect(course_dir, folder, assignment)
@@ -116,6 +149,14 @@ def test_master_gets_full_marks(batch):
     assert result.score == result.max_score == sum(batch.points.values())
     if batch.assignment in EXPECTED_TOTAL:
         assert result.max_score == EXPECTED_TOTAL[batch.assignment]
+
+
+def test_a_notebook_saved_by_colab_keeps_its_points(batch):
+    """Metadata stripped and Colab's format: restored from the release, graded in full."""
+    result = batch.results["colab_saved"]
+    assert result.ok, result.reason
+    assert batch.scores("colab_saved") == batch.points
+    assert any("metadata was missing" in note for note in result.notes)
 
 
 def test_blank_release_gets_zero_everywhere(batch):
