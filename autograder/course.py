@@ -377,6 +377,7 @@ KNOWN_FAILURES = [
 KNOWN_NOTES = [
     (r"Missing grade cell (\S+) encountered", "test cell {0} was missing and was put back"),
     (r"Checksum for grade cell (\S+) has changed", "graded cell {0} was edited; the master's was used"),
+    (r"Attribute 'checksum' for cell (\S+) has changed", "cell {0} was edited; the master's was used"),
     (r"Timeout waiting for execute reply \((\d+)s\)", "a cell ran past the {0} s limit and was interrupted"),
 ]
 

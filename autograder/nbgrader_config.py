@@ -33,7 +33,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # --- autograding ---------------------------------------------------------------------
 # Per cell: a cell that runs longer is interrupted and scores 0; the next cells still run.
 # Training cells run at their smallest scale while grading (course_utils.runtime: grading).
-c.Execute.timeout = 120
+c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "120"))   # seconds
 c.Execute.interrupt_on_timeout = True
 
 # Colab ignores `deletable: false`: a deleted test cell is put back from the gradebook.

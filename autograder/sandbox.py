@@ -88,7 +88,9 @@ def write_kernelspec(folder: Path) -> Path:
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {"argv": [sys.executable, str(Path(__file__).resolve()), "{connection_file}"],
             "display_name": "Python 3 (sandboxed grading)", "language": "python",
-            "metadata": {"debugger": False}}
+            # a signal from the grader does not reach a kernel in its own session:
+            # interrupt it with a message on the control channel instead
+            "interrupt_mode": "message", "metadata": {"debugger": False}}
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     return spec_dir
 

@@ -428,3 +428,39 @@ def test_grading_without_isolation_says_so(fixture_course, tmp_path, monkeypatch
     monkeypatch.setenv("COURSE_SANDBOX", "sometimes")
     with pytest.raises(course.CourseError, match="COURSE_SANDBOX"):
         course.isolation(fixture_course)
+
+
+def test_loops_floods_and_edited_tests(fixture_course, tmp_path, monkeypatch):
+    """An endless loop is interrupted after the cell timeout, a flood of output is cut, an
+    edited test cell is replaced by the master's: each gets what its answers earn."""
+    monkeypatch.setenv("COURSE_CELL_TIMEOUT", "5")
+
+    def appended(code):
+        def edit(cells):
+            answer = cell(cells, "add")
+            source = answer["source"] if isinstance(answer["source"], str) else "".join(answer["source"])
+            answer["source"] = source + "\n" + code + "\n"
+        return edit
+
+    def test_edited(cells):
+        cell(cells, "add")["source"] = "def add(a, b):\n    return 0\n"
+        cell(cells, "test_add")["source"] = "assert True\n"
+
+    edits = {"l_endless_loop": appended("while True:\n    pass"),
+             "l_flood": appended("for i in range(200_000):\n    print('spam' * 20)"),
+             "l_huge_line": appended("print('x' * 20_000_000)"),
+             "l_test_edited": test_edited}
+    folder = tmp_path / "loops"
+    for student, edit in edits.items():
+        course.write_notebook(edited_master(fixture_course, edit), folder / f"{student}.ipynb")
+    course.collect(fixture_course, folder, FIXTURE)
+    results = {r.student: r for r in course.autograde(fixture_course, FIXTURE, list(edits),
+                                                       workers=2, echo=lambda *_: None)}
+    expected = {"l_endless_loop": 3, "l_flood": 3, "l_huge_line": 3, "l_test_edited": 2}
+    for student, score in expected.items():
+        assert results[student].ok, (student, results[student].reason)
+        assert results[student].score == score, (student, results[student].score)
+    assert any("past the 5 s limit" in n for n in results["l_endless_loop"].notes)
+    assert any("edited" in n for n in results["l_test_edited"].notes)
+    graded = fixture_course / "autograded" / "l_flood" / FIXTURE / f"{FIXTURE}.ipynb"
+    assert graded.stat().st_size < 2_000_000, "the flood was kept whole in the graded notebook"
