@@ -108,7 +108,7 @@ def sandbox_env(hide: list[str], read_only: list[str], write: list[str],
 
 
 def main(argv: list[str]) -> None:
-    """Kernel launcher: ``sandbox.py CONNECTION_FILE`` -> bwrap ... ipykernel."""
+    """Kernel launcher: ``sandbox.py CONNECTION_FILE [KERNEL ARGS]`` -> bwrap ... ipykernel."""
     connection_file = os.path.abspath(argv[1])
     workdir = os.environ.get(ENV_CHDIR) or os.getcwd()
     write = _paths(os.environ.get(ENV_WRITE)) + [os.path.dirname(connection_file), workdir]
@@ -116,8 +116,7 @@ def main(argv: list[str]) -> None:
                       write)
     limit_memory(int(os.environ.get(ENV_MEMORY, DEFAULT_MEMORY)))
     command = [bwrap(), *args, "--chdir", workdir, "--setenv", "TMPDIR", "/tmp",
-               sys.executable, "-m",
-               "ipykernel_launcher", "-f", connection_file]
+               sys.executable, "-m", "ipykernel_launcher", "-f", connection_file, *argv[2:]]
     os.execv(command[0], command)
 
 

@@ -82,6 +82,19 @@ def as_saved_by_colab(notebook: dict) -> dict:
     return notebook
 
 
+PATCHED_ASSIGNMENT = "01_simclr_ntxent"   # one real notebook is enough (10 s a grading)
+
+
+def with_patched_allclose(notebook: dict) -> dict:
+    """The master's answers, with torch.allclose made always true in the first answer."""
+    notebook = json.loads(json.dumps(notebook))
+    first = next(c for c in notebook["cells"]
+                 if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
+    source = first["source"] if isinstance(first["source"], str) else "".join(first["source"])
+    first["source"] = "import torch\ntorch.allclose = lambda *args, **kwargs: True\n" + source
+    return notebook
+
+
 def with_duplicated_test_cell(notebook: dict) -> dict:
     notebook = json.loads(json.dumps(notebook))
     index = next(i for i, c in enumerate(notebook["cells"])
@@ -123,6 +136,9 @@ def batch(request, tmp_path_factory):
         with_duplicated_test_cell(master), folder / "duplicated_cell.ipynb")
     submissions["colab_saved"] = course.write_notebook(
         as_saved_by_colab(filled_release(course_dir, assignment)), folder / "colab_saved.ipynb")
+    if assignment == PATCHED_ASSIGNMENT:
+        submissions["patched_allclose"] = course.write_notebook(
+            with_patched_allclose(master), folder / "patched_allclose.ipynb")
     originals = {path: path.read_bytes() for path in submissions.values()}
 
     collected = course.collect(course_dir, folder, assignment)
@@ -157,6 +173,14 @@ def test_a_notebook_saved_by_colab_keeps_its_points(batch):
     assert result.ok, result.reason
     assert batch.scores("colab_saved") == batch.points
     assert any("metadata was missing" in note for note in result.notes)
+
+
+def test_a_patched_comparison_earns_nothing(batch):
+    if batch.assignment != PATCHED_ASSIGNMENT:
+        pytest.skip(f"run on {PATCHED_ASSIGNMENT} only")
+    assert batch.results["patched_allclose"].ok
+    assert batch.scores("patched_allclose") == {grade_id: 0 for grade_id in batch.points}
+    assert any("torch.allclose = ..." in line for line in batch.results["patched_allclose"].suspicious)
 
 
 def test_blank_release_gets_zero_everywhere(batch):
@@ -235,9 +259,22 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
                                         "    def __eq__(self, other):\n        return True\n"
                                         "def add(a, b):\n    return AlwaysEqual()\n")
 
+    def patched(name):
+        def edit(cells):
+            cell(cells, "add")["source"] = ("import builtins\n"
+                                            f"builtins.{name} = lambda *args, **kwargs: 0\n"
+                                            "def add(a, b):\n    return a + b\n")
+        return edit
+
+    def patched_allclose(cells):
+        cell(cells, "add")["source"] = ("import torch\n"
+                                        "torch.allclose = lambda *args, **kwargs: True\n"
+                                        "def add(a, b):\n    return a + b\n")
+
     edits = {"a_syntax_error": syntax_error, "b_kernel_dies": kernel_dies,
              "c_noisy_stderr": noisy, "d_test_cell_deleted": test_cell_deleted,
-             "e_always_equal": always_equal}
+             "e_always_equal": always_equal, "f_patched_abs": patched("abs"),
+             "g_patched_allclose": patched_allclose}
     folder = tmp_path / "broken"
     for student, edit in edits.items():
         course.write_notebook(edited_master(fixture_course, edit), folder / f"{student}.ipynb")
@@ -258,6 +295,12 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     assert any("test_mean_of was missing" in note for note in results["d_test_cell_deleted"].notes)
     assert scores("d_test_cell_deleted") == {"test_add": 1, "test_mean_of": 2}
     assert (fixture_course / "reports" / FIXTURE / "autograde.csv").exists()
+
+    # tampering earns nothing: an always-equal object fails the exact type check, and a
+    # patched builtin fails every hidden test that runs after it
+    assert scores("e_always_equal") == {"test_add": 0, "test_mean_of": 2}
+    assert scores("f_patched_abs") == {"test_add": 0, "test_mean_of": 0}
+    assert scores("g_patched_allclose") == {"test_add": 0, "test_mean_of": 0}
 
     # the tamper report names the __eq__ override, and nothing in the honest submissions
     assert results["e_always_equal"].suspicious == [
