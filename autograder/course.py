@@ -405,10 +405,8 @@ def log_notes(log: str) -> list[str]:
 
 
 def autograde_command(assignment: str, student: str) -> list[str]:
-    """`nbgrader autograde ASSIGNMENT --student S --force --create` for one student.
-
-    Issue 6 (sandboxed kernel, limits, parallel workers) wraps this command.
-    """
+    """`nbgrader autograde ASSIGNMENT --student S --force --create` for one student
+    (`sandboxed_command` adds the isolated kernel to it)."""
     return nbgrader_command("autograde", assignment, "--student", student, "--force", "--create")
 
 
