@@ -236,6 +236,15 @@ def cell(cells, grade_id):
     return next(c for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
 
 
+def appended_to_add(code):
+    """An edit (for edited_master) that appends ``code`` to the answer cell of add."""
+    def edit(cells):
+        answer = cell(cells, "add")
+        source = answer["source"] if isinstance(answer["source"], str) else "".join(answer["source"])
+        answer["source"] = source + "\n" + code + "\n"
+    return edit
+
+
 def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     def syntax_error(cells):
         cell(cells, "add")["source"] = "def add(a, b)\n    return a + b\n"
@@ -363,7 +372,7 @@ def test_parallel_workers_and_resume(fixture_course, tmp_path):
     changed submission is graded again, and no earlier grade is lost."""
     master = course.notebook_json(course.master_notebooks(fixture_course, FIXTURE)[0])
     folder = tmp_path / "par"
-    wrong = with_cell_replaced_source(master, "mean_of", "def mean_of(xs):\n    return 0\n")
+    wrong = course.with_cell_replaced(master, "mean_of", "def mean_of(xs):\n    return 0\n")
     students = {"p1": master, "p2": wrong, "p3": master, "p4": wrong}
     for student, nb in students.items():
         course.write_notebook(nb, folder / f"{student}.ipynb")
@@ -388,10 +397,6 @@ def test_parallel_workers_and_resume(fixture_course, tmp_path):
     assert scores == {"p1": 3, "p2": 3, "p3": 3, "p4": 1}
 
 
-def with_cell_replaced_source(notebook, grade_id, source):
-    return course.with_cell_replaced(notebook, grade_id, source)
-
-
 def sandbox_ready():
     import sandbox
     ok, why = sandbox.available()
@@ -411,13 +416,6 @@ def test_isolated_kernel_contains_hostile_submissions(fixture_course, tmp_path):
     master_path = course.master_notebooks(course_dir, FIXTURE)[0]
     gradebook_file = course_dir / "gradebook.db"
 
-    def appended(code):
-        def edit(cells):
-            answer = cell(cells, "add")
-            source = answer["source"] if isinstance(answer["source"], str) else "".join(answer["source"])
-            answer["source"] = source + "\n" + code + "\n"
-        return edited_master(course_dir, edit)
-
     probes = {
         "h_reader": f"print(open({str(master_path)!r}).read()[:40])",
         "h_repo": f"print(open({str(REPO / 'tests' / 'submissions' / '01_simclr_ntxent.py')!r}).read()[:40])",
@@ -428,7 +426,8 @@ def test_isolated_kernel_contains_hostile_submissions(fixture_course, tmp_path):
     }
     folder = tmp_path / "hostile"
     for student, code in probes.items():
-        course.write_notebook(appended(code), folder / f"{student}.ipynb")
+        course.write_notebook(edited_master(course_dir, appended_to_add(code)),
+                             folder / f"{student}.ipynb")
     course.collect(course_dir, folder, FIXTURE)
     gradebook_before = gradebook_file.stat().st_size
     results = {r.student: r for r in course.autograde(course_dir, FIXTURE, list(probes),
@@ -475,20 +474,13 @@ def test_loops_floods_and_edited_tests(fixture_course, tmp_path, monkeypatch):
     edited test cell is replaced by the master's: each gets what its answers earn."""
     monkeypatch.setenv("COURSE_CELL_TIMEOUT", "5")
 
-    def appended(code):
-        def edit(cells):
-            answer = cell(cells, "add")
-            source = answer["source"] if isinstance(answer["source"], str) else "".join(answer["source"])
-            answer["source"] = source + "\n" + code + "\n"
-        return edit
-
     def test_edited(cells):
         cell(cells, "add")["source"] = "def add(a, b):\n    return 0\n"
         cell(cells, "test_add")["source"] = "assert True\n"
 
-    edits = {"l_endless_loop": appended("while True:\n    pass"),
-             "l_flood": appended("for i in range(200_000):\n    print('spam' * 20)"),
-             "l_huge_line": appended("print('x' * 20_000_000)"),
+    edits = {"l_endless_loop": appended_to_add("while True:\n    pass"),
+             "l_flood": appended_to_add("for i in range(200_000):\n    print('spam' * 20)"),
+             "l_huge_line": appended_to_add("print('x' * 20_000_000)"),
              "l_test_edited": test_edited}
     folder = tmp_path / "loops"
     for student, edit in edits.items():
