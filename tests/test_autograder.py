@@ -277,10 +277,19 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
                                         "torch.allclose = lambda *args, **kwargs: True\n"
                                         "def add(a, b):\n    return a + b\n")
 
+    def float_override(cells):
+        cell(cells, "add")["source"] = ("class Number:\n"
+                                        "    def __init__(self, value):\n        self.value = value\n"
+                                        "    def __float__(self):\n        return float(self.value)\n"
+                                        "    def __eq__(self, other):\n"
+                                        "        return float(self) == float(other)\n"
+                                        "def add(a, b):\n    return Number(a + b)\n")
+
     edits = {"a_syntax_error": syntax_error, "b_kernel_dies": kernel_dies,
              "c_noisy_stderr": noisy, "d_test_cell_deleted": test_cell_deleted,
              "e_always_equal": always_equal, "f_patched_abs": patched("abs"),
-             "g_patched_allclose": patched_allclose}
+             "g_patched_allclose": patched_allclose, "h_patched_float": patched("float"),
+             "i_float_override": float_override}
     folder = tmp_path / "broken"
     for student, edit in edits.items():
         course.write_notebook(edited_master(fixture_course, edit), folder / f"{student}.ipynb")
@@ -307,6 +316,11 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     assert scores("e_always_equal") == {"test_add": 0, "test_mean_of": 2}
     assert scores("f_patched_abs") == {"test_add": 0, "test_mean_of": 0}
     assert scores("g_patched_allclose") == {"test_add": 0, "test_mean_of": 0}
+    assert scores("h_patched_float") == {"test_add": 0, "test_mean_of": 0}
+    # a number-like object with __float__ and __eq__ is not the int the test asks for
+    assert scores("i_float_override") == {"test_add": 0, "test_mean_of": 2}
+    assert any("builtins.float = ..." in line for line in results["h_patched_float"].suspicious)
+    assert any("def __float__" in line for line in results["i_float_override"].suspicious)
 
     # the tamper report names the __eq__ override, and nothing in the honest submissions
     assert results["e_always_equal"].suspicious == [
