@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from torchvision import transforms as T
 
-from .augment import eval_transform, normalize
+from .augment import CIFAR10_MEAN, CIFAR10_STD, normalize
 from .data import ImageArrays, ImageDataset, label_fraction
 from .runtime import get_device
 from .train import fit, steps_for, warmup_cosine
@@ -27,18 +27,33 @@ from .train import fit, steps_for, warmup_cosine
 def extract_features(encoder: nn.Module, data: ImageArrays, transform=None,
                      batch_size: int = 512, device: torch.device | None = None,
                      num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """h for every image of ``data`` (eval mode, no augmentation): (N, D) and (N,) on the CPU."""
+    """h for every image of ``data`` (eval mode, no augmentation): (N, D) and (N,) on the CPU.
+
+    Without a ``transform`` the uint8 images are normalised batch by batch on ``device``
+    (what ``eval_transform()`` does to each PIL image, without the PIL round trip).
+    """
     device = device or get_device()
-    loader = DataLoader(ImageDataset(data, transform or eval_transform()),
-                        batch_size=batch_size, shuffle=False, num_workers=num_workers)
     was_training = encoder.training
     encoder.eval()
-    feats, labels = [], []
-    for x, y in loader:
-        feats.append(encoder(x.to(device)).float().cpu())
-        labels.append(y)
+    feats = []
+    if transform is None:
+        mean = torch.tensor(CIFAR10_MEAN, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(CIFAR10_STD, device=device).view(1, 3, 1, 1)
+        for start in range(0, len(data), batch_size):
+            images = torch.from_numpy(data.images[start:start + batch_size]).to(device)
+            x = (images.permute(0, 3, 1, 2).float().div(255) - mean) / std
+            feats.append(encoder(x).float().cpu())
+        labels = torch.from_numpy(data.labels)
+    else:
+        loader = DataLoader(ImageDataset(data, transform), batch_size=batch_size,
+                            shuffle=False, num_workers=num_workers)
+        batch_labels = []
+        for x, y in loader:
+            feats.append(encoder(x.to(device)).float().cpu())
+            batch_labels.append(y)
+        labels = torch.cat(batch_labels)
     encoder.train(was_training)
-    return torch.cat(feats), torch.cat(labels)
+    return torch.cat(feats), labels
 
 
 @torch.no_grad()

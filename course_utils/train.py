@@ -5,6 +5,9 @@ runs it under mixed precision on CUDA, steps the optimiser and scheduler, calls
 ``after_step`` (for momentum encoders and teachers), shows a ``tqdm.auto`` progress bar
 (never while grading) and records a :class:`History`. Given a ``checkpoint_dir`` it saves
 after every epoch and resumes from the last save.
+
+The loop never waits for the GPU at every step: losses stay on the device and are read
+(and checked to be finite) every ``log_every`` steps, so the CPU can queue the next steps.
 """
 from __future__ import annotations
 
@@ -39,14 +42,18 @@ class History:
         return dict(loss=self.loss, lr=self.lr, epoch_loss=self.epoch_loss, seconds=self.seconds)
 
 
-def to_device(batch, device: torch.device):
-    """Move tensors (nested in tuples, lists and dicts) to ``device``."""
+def to_device(batch, device: torch.device, channels_last: bool = False):
+    """Move tensors (nested in tuples, lists and dicts) to ``device``; with
+    ``channels_last``, image batches (4-D floating tensors) also change memory format."""
     if torch.is_tensor(batch):
-        return batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.dim() == 4 and batch.is_floating_point():
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
     if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(b, device) for b in batch)
+        return type(batch)(to_device(b, device, channels_last) for b in batch)
     if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device, channels_last) for k, v in batch.items()}
     return batch
 
 
@@ -99,11 +106,14 @@ def fit(step_fn: Callable[[object], torch.Tensor], loader: Iterable,
         scheduler=None, device: torch.device | None = None, amp: bool = True,
         after_step: Callable[[int], None] | None = None, progress: bool | None = None,
         checkpoint_dir: str | Path | None = None, modules: dict[str, nn.Module] | None = None,
-        grad_clip: float | None = None, desc: str = "train") -> History:
+        grad_clip: float | None = None, desc: str = "train", channels_last: bool = False,
+        log_every: int = 25) -> History:
     """Train for ``epochs`` passes over ``loader`` (or stop after ``max_steps`` steps).
 
-    ``step_fn`` gets the batch already on ``device`` and returns the scalar loss.
-    ``modules`` names what a checkpoint holds (the optimiser is always saved).
+    ``step_fn`` gets the batch already on ``device`` (image batches in channels-last
+    memory format if asked: pair it with ``model.to(memory_format=torch.channels_last)``)
+    and returns the scalar loss. ``modules`` names what a checkpoint holds (the optimiser
+    is always saved). Losses are read from the device every ``log_every`` steps.
     """
     device = device or get_device()
     progress = (not is_grading()) if progress is None else progress
@@ -129,12 +139,24 @@ def fit(step_fn: Callable[[object], torch.Tensor], loader: Iterable,
     t0 = time.perf_counter() - history.seconds
     for epoch in range(start_epoch, epochs):
         epoch_losses = []
+        pending = []                                   # this epoch's losses not read yet
+
+        def read_pending():
+            values = torch.stack(pending).tolist()     # one wait for the device, not one per step
+            for offset, value in enumerate(values):
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"loss is {value} at step {history.steps + offset}")
+            epoch_losses.extend(values)
+            history.loss.extend(values)
+            bar.update(len(values))
+            bar.set_postfix(epoch=epoch, loss=f"{values[-1]:.3f}")
+            pending.clear()
+
         for batch in loader:
-            batch = to_device(batch, device)
+            batch = to_device(batch, device, channels_last)
             with autocast:
                 loss = step_fn(batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {history.steps}")
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -151,16 +173,17 @@ def fit(step_fn: Callable[[object], torch.Tensor], loader: Iterable,
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            if after_step is not None:
-                after_step(history.steps)
-            value = loss.item()
-            epoch_losses.append(value)
-            history.loss.append(value)
+            pending.append(loss.detach().float())
             history.lr.append(optimizer.param_groups[0]["lr"])
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{value:.3f}")
-            if max_steps is not None and history.steps >= max_steps:
+            steps_done = len(history.lr)
+            if after_step is not None:
+                after_step(steps_done - 1)
+            if len(pending) >= log_every:
+                read_pending()
+            if max_steps is not None and steps_done >= max_steps:
                 break
+        if pending:
+            read_pending()
         if epoch_losses:
             history.epoch_loss.append(sum(epoch_losses) / len(epoch_losses))
         history.seconds = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from course_utils.augment import eval_transform
 from course_utils.data import make_shapes
 from course_utils.evaluate import (evaluate_encoder, extract_features, knn_accuracy,
                                    knn_predict, label_fraction_table, linear_probe)
@@ -106,6 +107,17 @@ def test_extract_features_shapes_labels_and_restores_the_mode():
     again, _ = extract_features(encoder, arrays, batch_size=20, device=CPU)
     assert not encoder.training
     assert torch.allclose(again, feats, atol=1e-5)  # batching does not change h
+
+
+def test_extract_features_without_pil_equals_the_eval_transform():
+    """The tensor path normalises as ToTensor + Normalize do to each PIL image."""
+    arrays = make_shapes(12, seed=1)
+    encoder = SmallConvNet(width=8)
+    direct, labels = extract_features(encoder, arrays, batch_size=5, device=CPU)
+    through_pil, pil_labels = extract_features(encoder, arrays, transform=eval_transform(),
+                                               batch_size=5, device=CPU)
+    assert torch.allclose(direct, through_pil, atol=1e-5)
+    assert torch.equal(labels, pil_labels)
 
 
 def test_evaluate_encoder_reports_knn_and_linear():

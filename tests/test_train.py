@@ -104,6 +104,26 @@ def test_non_finite_loss_raises():
             progress=False)
 
 
+def test_losses_read_in_blocks_are_every_step_in_order():
+    """Losses stay on the device for log_every steps; the history still has each one."""
+    param = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.0)
+    values = iter(range(100))
+    history = fit(lambda batch: param.sum() + next(values), list(range(7)), optimizer,
+                  epochs=2, max_steps=11, device=CPU, progress=False, log_every=3)
+    assert history.loss == [float(v) for v in range(11)]
+    assert history.epoch_loss == [3.0, 8.5]
+
+
+def test_non_finite_loss_names_its_step_when_read_late():
+    param = nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([param], lr=0.0)
+    losses = iter([1.0, 2.0, float("inf"), 4.0])
+    with pytest.raises(FloatingPointError, match="inf at step 2"):
+        fit(lambda batch: param.sum() * next(losses), [0, 1, 2, 3], optimizer, device=CPU,
+            progress=False, log_every=4)
+
+
 def test_progress_bar_goes_to_stderr_only_when_asked(capfd):
     model, optimizer, step_fn, loader = regression_problem()
     fit(step_fn, loader, optimizer, epochs=1, device=CPU, progress=False)
@@ -161,3 +181,13 @@ def test_steps_for():
     assert steps_for(2, 100, 32) == 6
     assert steps_for(2, 100, 32, drop_last=False) == 8
     assert steps_for(1, 10, 32) == 1
+
+
+def test_to_device_channels_last_changes_image_batches_only():
+    images, labels = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
+    (moved_images, moved_uint8), moved_labels = to_device(
+        ((images, images.to(torch.uint8)), labels), CPU, channels_last=True)
+    assert moved_images.is_contiguous(memory_format=torch.channels_last)
+    assert not moved_images.is_contiguous()
+    assert moved_uint8.is_contiguous() and moved_labels.is_contiguous()
+    assert torch.equal(moved_images, images)
