@@ -365,3 +365,49 @@ class TwoViewDataset(Dataset):
     def __getitem__(self, i: int):
         img = self.arrays.pil(i)
         return (self.transform_1(img), self.transform_2(img)), int(self.arrays.labels[i])
+
+
+# ---------------------------------------------------------------------------- view loaders
+
+def gpu_augment_enabled(device: torch.device) -> bool:
+    """Augment on the GPU when training on CUDA, unless ``COURSE_GPU_AUGMENT=0``."""
+    flag = os.environ.get("COURSE_GPU_AUGMENT", "").strip().lower()
+    return device.type == "cuda" and flag not in {"0", "false", "no", "off"}
+
+
+def view_loader(arrays: ImageArrays, transform: Callable, batch_size: int, *,
+                two_views: bool = False, device: torch.device | None = None,
+                gpu: bool | None = None, num_workers: int | None = None,
+                shuffle: bool = True, drop_last: bool = True, channels_last: bool = False):
+    """Batches of augmented views of ``arrays`` for training.
+
+    ``transform`` maps a PIL image to a tensor (or, like ``MultiCropTransform``, to a list of
+    them); ``two_views`` applies it twice. Yields ``(views, labels)`` as a DataLoader over
+    :class:`ImageDataset` or :class:`TwoViewDataset` does. On CUDA (``gpu=None``) the images
+    live on the GPU and the same recipe runs batched there
+    (:mod:`course_utils.batch_augment`); elsewhere, or for a transform that cannot be batched,
+    PIL workers augment as usual.
+    """
+    from torch.utils.data import DataLoader
+
+    from . import batch_augment
+    from .runtime import get_device, num_workers as default_workers
+
+    device = device or get_device()
+    if gpu if gpu is not None else gpu_augment_enabled(device):
+        try:
+            pipelines = ([transform, transform] if two_views
+                         else batch_augment.traced_pipelines(transform, arrays.pil(0)))
+            single = not two_views and not isinstance(transform(arrays.pil(0)), (list, tuple))
+            by_id = {id(p): batch_augment.translate(p, channels_last) for p in pipelines}
+            views = [by_id[id(p)] for p in pipelines]
+            return batch_augment.GPUViewLoader.from_arrays(
+                arrays, views, batch_size, device, shuffle=shuffle, drop_last=drop_last,
+                single=single)
+        except batch_augment.UnsupportedTransform as err:
+            print(f"GPU augmentation is off ({err}); augmenting with PIL workers instead")
+    dataset = TwoViewDataset(arrays, transform) if two_views else ImageDataset(arrays, transform)
+    workers = default_workers() if num_workers is None else num_workers
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      num_workers=workers, persistent_workers=workers > 0,
+                      pin_memory=device.type == "cuda")
