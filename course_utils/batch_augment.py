@@ -41,10 +41,13 @@ def _uniform(n: int, low: float, high: float, device) -> torch.Tensor:
     return torch.empty(n, device=device).uniform_(low, high)
 
 
+LUMA = (0.2989, 0.587, 0.114)   # torchvision's weights (ITU-R 601-2)
+
+
 def grayscale(x: torch.Tensor) -> torch.Tensor:
-    """Luma (B, 1, H, W) with torchvision's weights (ITU-R 601-2)."""
-    r, g, b = x.unbind(1)
-    return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+    """Luma (B, 1, H, W)."""
+    weights = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * weights).sum(dim=1, keepdim=True)
 
 
 # ---------------------------------------------------------------------------- crop and flip
@@ -164,29 +167,23 @@ def adjust_hue(x, shift):
 
 
 class ColorJitter:
-    """Brightness, contrast, saturation and hue, each factor drawn per sample, applied in an
-    order drawn per sample (as torchvision's ColorJitter does for each image).
+    """Brightness, contrast, saturation and hue, each factor drawn per sample.
 
     Ranges are torchvision's: factors in [lo, hi] (1 = unchanged), hue shift in [lo, hi].
+    torchvision draws the order of the four adjustments per image; here it is drawn per
+    batch (as kornia's ColorJiggle does), since an order per image would cost each
+    adjustment four passes over the batch.
     """
 
-    IDENTITY = (1.0, 1.0, 1.0, 0.0)
     ADJUST = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
     def __init__(self, brightness=None, contrast=None, saturation=None, hue=None):
         self.ranges = (brightness, contrast, saturation, hue)
 
     def __call__(self, x):
-        n, device = len(x), x.device
-        order = torch.rand(n, 4, device=device).argsort(dim=1)     # a permutation per sample
-        factors = [None if r is None else _uniform(n, r[0], r[1], device) for r in self.ranges]
-        for position in range(4):
-            for k, adjust in enumerate(self.ADJUST):
-                if factors[k] is None:
-                    continue
-                now = order[:, position] == k              # the samples doing op k at this step
-                factor = torch.where(now, factors[k], torch.full_like(factors[k], self.IDENTITY[k]))
-                x = adjust(x, factor)                      # the identity factor leaves the others
+        for k in torch.randperm(4).tolist():
+            if self.ranges[k] is not None:
+                x = self.ADJUST[k](x, _uniform(len(x), *self.ranges[k], x.device))
         return x
 
 
@@ -358,6 +355,7 @@ def traced_pipelines(transform, image) -> list:
         pass
     calls, depth = [], [0]
     originals = {cls: cls.__call__ for cls in classes}
+    own = {cls: "__call__" in vars(cls) for cls in classes}   # else inherited: delete after
 
     def recording(original):
         def call(self, *args, **kwargs):
@@ -376,7 +374,10 @@ def traced_pipelines(transform, image) -> list:
         views = transform(image)
     finally:
         for cls, original in originals.items():
-            cls.__call__ = original
+            if own[cls]:
+                cls.__call__ = original
+            else:
+                del cls.__call__
     count = len(views) if isinstance(views, (list, tuple)) else 1
     if len(calls) != count:
         raise UnsupportedTransform(f"{type(transform).__name__} returned {count} view(s) from "

@@ -370,8 +370,11 @@ class TwoViewDataset(Dataset):
 # ---------------------------------------------------------------------------- view loaders
 
 def gpu_augment_enabled(device: torch.device) -> bool:
-    """Augment on the GPU when training on CUDA, unless ``COURSE_GPU_AUGMENT=0``."""
+    """Batched augmentation on the training device: on CUDA unless ``COURSE_GPU_AUGMENT=0``;
+    ``COURSE_GPU_AUGMENT=1`` turns it on for any device (the CPU too, to test that path)."""
     flag = os.environ.get("COURSE_GPU_AUGMENT", "").strip().lower()
+    if flag in {"1", "true", "yes", "on"}:
+        return True
     return device.type == "cuda" and flag not in {"0", "false", "no", "off"}
 
 

@@ -536,6 +536,13 @@ def test_traced_pipelines_restores_compose_after_an_exception(pil_image):
     assert T.Compose([T.ToTensor()])(pil_image).shape == (3, 16, 16)      # still works
 
 
+def test_traced_pipelines_leaves_an_inherited_call_inherited(pil_image):
+    """v2.Compose inherits __call__ from nn.Module: afterwards it still does."""
+    inherited = "__call__" not in vars(v2.Compose)
+    B.traced_pipelines(v2.Compose([v2.ToImage()]), pil_image)
+    assert ("__call__" not in vars(v2.Compose)) == inherited
+
+
 # ---------------------------------------------------------------------------- view_loader
 
 
