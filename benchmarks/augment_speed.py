@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("COURSE_FAST", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # idle threads must not spin on 2 cores
 
 import torch  # noqa: E402
 

@@ -121,12 +121,11 @@ class RandomHorizontalFlip:
 
 def _blend(x, other, factor):
     """factor * x + (1 - factor) * other, clamped to [0, 1]; factor is (B,)."""
-    factor = factor.view(-1, 1, 1, 1)
-    return (factor * x + (1 - factor) * other).clamp(0, 1)
+    return torch.lerp(other, x, factor.view(-1, 1, 1, 1)).clamp_(0, 1)
 
 
 def adjust_brightness(x, factor):
-    return _blend(x, torch.zeros_like(x), factor)
+    return (x * factor.view(-1, 1, 1, 1)).clamp_(0, 1)
 
 
 def adjust_contrast(x, factor):
@@ -138,32 +137,24 @@ def adjust_saturation(x, factor):
     return _blend(x, grayscale(x), factor)
 
 
-def rgb_to_hsv(x):
-    """(B, 3, H, W) RGB in [0, 1] -> hue, saturation, value, each (B, H, W) in [0, 1]."""
-    r, g, b = x.unbind(1)
-    value, _ = x.max(dim=1)
-    delta = value - x.min(dim=1).values
-    saturation = delta / torch.where(value > 0, value, torch.ones_like(value))
-    d = torch.where(delta > 0, delta, torch.ones_like(delta))
-    hue = torch.where(value == r, (g - b) / d,
-                      torch.where(value == g, 2 + (b - r) / d, 4 + (r - g) / d))
-    hue = torch.where(delta > 0, (hue / 6) % 1.0, torch.zeros_like(hue))
-    return hue, saturation, value
-
-
-def hsv_to_rgb(hue, saturation, value):
-    """The inverse of :func:`rgb_to_hsv`, in its closed form (no branches per sector)."""
-    n = torch.tensor([5.0, 3.0, 1.0], device=hue.device, dtype=hue.dtype).view(1, 3, 1, 1)
-    k = (n + 6 * hue.unsqueeze(1)) % 6
-    ramp = torch.clamp(torch.minimum(k, 4 - k), 0, 1)
-    v, s = value.unsqueeze(1), saturation.unsqueeze(1)
-    return v - v * s * ramp
-
-
 def adjust_hue(x, shift):
-    """Rotate the hue by ``shift`` (B,) in [-0.5, 0.5] turns."""
-    hue, saturation, value = rgb_to_hsv(x)
-    return hsv_to_rgb((hue + shift.view(-1, 1, 1)) % 1.0, saturation, value)
+    """Rotate the hue by ``shift`` (B,) in [-0.5, 0.5] turns; saturation and value stay.
+
+    HSV without the round trip: value is the largest channel, chroma = value - smallest,
+    hue (in sixths of a turn) comes from the largest channel's sector, and the rotated
+    colour is value - chroma * ramp(hue + 6 shift) per channel.
+    """
+    r, g, b = x.unbind(1)
+    value = x.amax(dim=1)                                      # (B, H, W)
+    chroma = value - x.amin(dim=1)
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))   # grey: hue unused
+    sixths = torch.where(value == r, (g - b) / safe,                   # red is largest
+                         torch.where(value == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+    sixths = sixths + 6 * shift.view(-1, 1, 1)
+    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = (n + sixths.unsqueeze(1)) % 6
+    ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
+    return value.unsqueeze(1) - chroma.unsqueeze(1) * ramp
 
 
 class ColorJitter:

@@ -93,18 +93,17 @@ def test_adjust_hue_matches_torchvision_per_sample():
         torch.testing.assert_close(out[i], TF.adjust_hue(x[i], s), atol=1e-5, rtol=0)
 
 
-def test_rgb_hsv_round_trip_and_known_hues():
-    x = colourful(6, 16, 16)
-    x[0] = 0.0                                   # black, white and grey pixels too
-    x[1] = 1.0
-    x[2] = 0.4
-    torch.testing.assert_close(B.hsv_to_rgb(*B.rgb_to_hsv(x)), x, atol=1e-6, rtol=0)
+def test_adjust_hue_keeps_greys_and_rotates_primaries():
+    greys = torch.stack([torch.full((3, 4, 4), v) for v in (0.0, 0.4, 1.0)])
+    torch.testing.assert_close(B.adjust_hue(greys, torch.tensor([0.3, -0.5, 0.1])), greys)
     primaries = torch.eye(3).view(3, 3, 1, 1)    # red, green, blue
-    hue, saturation, value = B.rgb_to_hsv(primaries)
-    torch.testing.assert_close(hue.flatten(), torch.tensor([0.0, 1 / 3, 2 / 3]))
-    assert torch.all(saturation == 1) and torch.all(value == 1)
-    hue, saturation, _ = B.rgb_to_hsv(x[:3])     # achromatic: no hue, no saturation
-    assert torch.all(hue == 0) and torch.all(saturation == 0)
+    third = torch.full((3,), 1 / 3)              # red -> green -> blue -> red
+    torch.testing.assert_close(B.adjust_hue(primaries, third), primaries.roll(-1, dims=0),
+                               atol=1e-6, rtol=0)
+    x = colourful(4)
+    torch.testing.assert_close(B.adjust_hue(x, torch.zeros(4)), x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(B.adjust_hue(B.adjust_hue(x, torch.full((4,), 0.2)),
+                                            torch.full((4,), -0.2)), x, atol=1e-5, rtol=0)
 
 
 def test_grayscale_matches_torchvision():
