@@ -65,7 +65,7 @@ def kornia_pipeline(augment: batch_augment.BatchAugment):
             elif isinstance(o, ba.RandomSolarize):
                 modules.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=o.p))
             elif isinstance(o, ba.Normalize):
-                modules.append(K.Normalize(o.mean.flatten(), o.std.flatten()))
+                modules.append(K.Normalize(torch.tensor(o.mean), torch.tensor(o.std)))
             else:
                 raise ValueError(f"no kornia equivalent for {o}")
     return nn.Sequential(*modules)

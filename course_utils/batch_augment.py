@@ -14,7 +14,8 @@ batches of views, in the layout a DataLoader over :mod:`course_utils.data` datas
 
 Differences from the PIL pipeline, all small: the pixels stay float between ops (PIL rounds
 to uint8 after each), the crop is resampled by ``roi_align`` (bilinear, averaging when it
-shrinks, where PIL filters), and hue is shifted in float HSV.
+shrinks, where PIL filters), hue is shifted in float HSV, and the order of the four colour
+jitters is drawn per batch rather than per image.
 """
 from __future__ import annotations
 
@@ -41,13 +42,24 @@ def _uniform(n: int, low: float, high: float, device) -> torch.Tensor:
     return torch.empty(n, device=device).uniform_(low, high)
 
 
+_CONSTANTS: dict = {}
+
+
+def _constant(values: tuple, like: torch.Tensor) -> torch.Tensor:
+    """``values`` as a (1, C, 1, 1) tensor on ``like``'s device, made once per device: a
+    copy to the GPU at every call would make the CPU wait for the GPU each time."""
+    key = (values, like.device, like.dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, device=like.device, dtype=like.dtype).view(1, -1, 1, 1)
+    return _CONSTANTS[key]
+
+
 LUMA = (0.2989, 0.587, 0.114)   # torchvision's weights (ITU-R 601-2)
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
     """Luma (B, 1, H, W)."""
-    weights = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * weights).sum(dim=1, keepdim=True)
+    return (x * _constant(LUMA, x)).sum(dim=1, keepdim=True)
 
 
 # ---------------------------------------------------------------------------- crop and flip
@@ -151,8 +163,7 @@ def adjust_hue(x, shift):
     sixths = torch.where(value == r, (g - b) / safe,                   # red is largest
                          torch.where(value == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
     sixths = sixths + 6 * shift.view(-1, 1, 1)
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = (n + sixths.unsqueeze(1)) % 6
+    k = (_constant((5.0, 3.0, 1.0), x) + sixths.unsqueeze(1)) % 6
     ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
     return value.unsqueeze(1) - chroma.unsqueeze(1) * ramp
 
@@ -240,11 +251,11 @@ class RandomApply:
 
 class Normalize:
     def __init__(self, mean, std):
-        self.mean = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.mean = tuple(float(m) for m in torch.as_tensor(mean).flatten())
+        self.std = tuple(float(s) for s in torch.as_tensor(std).flatten())
 
     def __call__(self, x):
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return (x - _constant(self.mean, x)) / _constant(self.std, x)
 
 
 # ---------------------------------------------------------------------------- a pipeline
