@@ -749,6 +749,12 @@ def wrong_variants(assignment: str, folder: Path = WRONG_VARIANTS_DIR) -> dict[s
     return runpy.run_path(str(path))["WRONG"]
 
 
+def written_differently(assignment: str, folder: Path = WRONG_VARIANTS_DIR) -> dict[str, str]:
+    """grade_id -> a correct answer written differently from the master (its own algorithm
+    and names), from the ``CORRECT`` dict of tests/submissions/<assignment>.py."""
+    return runpy.run_path(str(Path(folder) / f"{assignment}.py")).get("CORRECT", {})
+
+
 def with_cell_replaced(notebook: dict, grade_id: str, source: str) -> dict:
     """A copy of a notebook whose solution cell `grade_id` has the given source."""
     notebook = json.loads(json.dumps(notebook))
@@ -767,12 +773,19 @@ def write_notebook(notebook: dict, path: Path) -> Path:
 
 
 def reference_submissions(course_dir: Path, assignment: str, folder: Path,
-                          wrong: dict[str, str] | None = None) -> dict[str, Path]:
-    """Write <student>.ipynb files: the master, the blank release and one per wrong variant."""
+                          wrong: dict[str, str] | None = None,
+                          correct: dict[str, str] | None = None) -> dict[str, Path]:
+    """Write <student>.ipynb files: the master, the blank release, one per wrong variant and,
+    given ``correct`` answers written differently, one notebook with all of them."""
     [master] = master_notebooks(course_dir, assignment)
     [blank] = (Path(course_dir) / "release" / assignment).glob("*.ipynb")
     files = {"reference_solution": write_notebook(notebook_json(master), folder / "reference_solution.ipynb"),
              "blank_release": write_notebook(notebook_json(blank), folder / "blank_release.ipynb")}
+    if correct:
+        notebook = notebook_json(master)
+        for grade_id, source in correct.items():
+            notebook = with_cell_replaced(notebook, grade_id, source)
+        files["written_differently"] = write_notebook(notebook, folder / "written_differently.ipynb")
     for grade_id, source in (wrong or {}).items():
         student = f"wrong_{grade_id}"
         files[student] = write_notebook(with_cell_replaced(notebook_json(master), grade_id, source),

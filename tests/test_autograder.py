@@ -130,7 +130,8 @@ def batch(request, tmp_path_factory):
 
     folder = work / "submissions"
     wrong = course.wrong_variants(assignment)
-    submissions = course.reference_submissions(course_dir, assignment, folder, wrong)
+    submissions = course.reference_submissions(course_dir, assignment, folder, wrong,
+                                               course.written_differently(assignment))
     master = course.notebook_json(course.master_notebooks(course_dir, assignment)[0])
     submissions["duplicated_cell"] = course.write_notebook(
         with_duplicated_test_cell(master), folder / "duplicated_cell.ipynb")
@@ -165,6 +166,20 @@ def test_master_gets_full_marks(batch):
     assert result.score == result.max_score == sum(batch.points.values())
     if batch.assignment in EXPECTED_TOTAL:
         assert result.max_score == EXPECTED_TOTAL[batch.assignment]
+
+
+def test_correct_answers_written_differently_get_full_marks(batch):
+    """Every exercise answered correctly in another way than the master's: the hidden tests
+    check behaviour, not the master's way of getting there."""
+    correct = course.written_differently(batch.assignment)
+    solutions = {c["metadata"]["nbgrader"]["grade_id"] for c in course.notebook_json(
+        course.master_notebooks(batch.course_dir, batch.assignment)[0])["cells"]
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    assert set(correct) == solutions, f"tests/submissions/{batch.assignment}.py: CORRECT " \
+        f"lacks {sorted(solutions - set(correct))}"
+    result = batch.results["written_differently"]
+    assert result.ok, result.reason
+    assert batch.scores("written_differently") == batch.points
 
 
 def test_a_notebook_saved_by_colab_keeps_its_points(batch):
