@@ -15,7 +15,7 @@
 set -uo pipefail
 EPOCHS=${1:-}
 OUT=${OUT:-build/gpu_session}
-DATA=.carry/cifar10_jpeg.tar.gz
+DATA=${DATA:-.carry/cifar10_jpeg.tar.gz}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 COURSE_DATA_DIR=/tmp/course_data
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -23,7 +23,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
         && export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>&1 | tee "$OUT/gpu.txt"
 
 kornia_flag=--no-kornia
 python3 -c "import kornia" 2>/dev/null && kornia_flag=

@@ -87,6 +87,8 @@ def main():
                              verbose=False)
     print(f"SimCLR step, {args.encoder}, N = {args.batch_size} ({2 * args.batch_size} views), "
           f"{device}" + (f" ({torch.cuda.get_device_name(device)})" if cuda else ""), flush=True)
+    if not cuda:
+        print("(on a CPU train.fit runs no autocast: the AMP rows are float32 there)")
     results = {}
     for variant in args.variants:
         results[variant] = steps_per_second(namespace, variant, args, device)
