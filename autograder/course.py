@@ -627,14 +627,13 @@ def repair_submission(course_dir: Path, assignment: str, student: str) -> list[s
     for path in sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb")):
         release = Path(course_dir) / "release" / assignment / path.name
         try:
-            submission = json.loads(path.read_text(encoding="utf-8"))
-            released = json.loads(release.read_text(encoding="utf-8")) if release.exists() else {}
+            submission = notebook_json(path)
+            released = notebook_json(release) if release.exists() else {}
         except (OSError, ValueError):
             continue                                   # nbgrader reports what is wrong
         repaired, done = repair.restore_metadata(submission, released)
         if done:
-            path.write_text(json.dumps(repaired, indent=1, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
+            write_notebook(repaired, path)
             notes += done
     return notes
 
@@ -645,11 +644,10 @@ def _grade_one(course_dir: Path, assignment: str, student: str, timeout: float,
         return GradeResult(assignment, student, ok=False, reason="no submission collected")
     repaired = repair_submission(course_dir, assignment, student)
     result = grade_student(course_dir, assignment, student, timeout, isolated)
-    result.notes = repaired + result.notes
     if not result.ok and "database is locked" in (result.log_file.read_text(
             encoding="utf-8", errors="replace") if result.log_file else ""):
         result = grade_student(course_dir, assignment, student, timeout, isolated)  # again
-        result.notes = repaired + result.notes
+    result.notes = repaired + result.notes
     result.suspicious = tamper_report(course_dir, assignment, student)
     return result
 

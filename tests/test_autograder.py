@@ -260,6 +260,21 @@ def appended_to_add(code):
     return edit
 
 
+def grade_edited(course_dir, folder, edits, workers=1):
+    """One submission per student, an edit of the fixture master, collected and graded:
+    student -> GradeResult."""
+    for student, edit in edits.items():
+        course.write_notebook(edited_master(course_dir, edit), folder / f"{student}.ipynb")
+    course.collect(course_dir, folder, FIXTURE)
+    return {r.student: r for r in course.autograde(course_dir, FIXTURE, list(edits),
+                                                   workers=workers, echo=lambda *_: None)}
+
+
+def fixture_scores(course_dir, student):
+    """test cell -> points of one graded submission of the fixture."""
+    return {g: s for g, (s, _) in course.exercise_scores(course_dir, FIXTURE, student).items()}
+
+
 def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     def syntax_error(cells):
         cell(cells, "add")["source"] = "def add(a, b)\n    return a + b\n"
@@ -305,15 +320,10 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
              "e_always_equal": always_equal, "f_patched_abs": patched("abs"),
              "g_patched_allclose": patched_allclose, "h_patched_float": patched("float"),
              "i_float_override": float_override}
-    folder = tmp_path / "broken"
-    for student, edit in edits.items():
-        course.write_notebook(edited_master(fixture_course, edit), folder / f"{student}.ipynb")
-    course.collect(fixture_course, folder, FIXTURE)
-    results = {r.student: r for r in course.autograde(fixture_course, FIXTURE, list(edits),
-                                                       echo=lambda *_: None)}
+    results = grade_edited(fixture_course, tmp_path / "broken", edits)
 
     def scores(student):
-        return {g: s for g, (s, _) in course.exercise_scores(fixture_course, FIXTURE, student).items()}
+        return fixture_scores(fixture_course, student)
 
     assert results["a_syntax_error"].ok
     assert scores("a_syntax_error") == {"test_add": 0, "test_mean_of": 2}
@@ -453,21 +463,16 @@ def test_isolated_kernel_contains_hostile_submissions(fixture_course, tmp_path):
         "h_network": "import socket\ns = socket.create_connection(('pypi.org', 443), timeout=5)",
         "h_memory": "hog = bytearray(40 * 2**30)",
     }
-    folder = tmp_path / "hostile"
-    for student, code in probes.items():
-        course.write_notebook(edited_master(course_dir, appended_to_add(code)),
-                             folder / f"{student}.ipynb")
-    course.collect(course_dir, folder, FIXTURE)
     gradebook_before = gradebook_file.stat().st_size
-    results = {r.student: r for r in course.autograde(course_dir, FIXTURE, list(probes),
-                                                       workers=2, echo=lambda *_: None)}
+    results = grade_edited(course_dir, tmp_path / "hostile",
+                           {student: appended_to_add(code) for student, code in probes.items()},
+                           workers=2)
     assert gradebook_file.stat().st_size >= gradebook_before and \
         gradebook_file.read_bytes()[:15] == b"SQLite format 3"
     for student in probes:
         result = results[student]
         assert result.ok and result.isolated, (student, result.reason)
-        scores = {g: s for g, (s, _) in course.exercise_scores(course_dir, FIXTURE, student).items()}
-        assert scores == {"test_add": 1, "test_mean_of": 2}, student
+        assert fixture_scores(course_dir, student) == {"test_add": 1, "test_mean_of": 2}, student
         graded = course.notebook_json(course_dir / "autograded" / student / FIXTURE / f"{FIXTURE}.ipynb")
         errors = [o.get("ename") for c in graded["cells"] for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
@@ -511,12 +516,7 @@ def test_loops_floods_and_edited_tests(fixture_course, tmp_path, monkeypatch):
              "l_flood": appended_to_add("for i in range(200_000):\n    print('spam' * 20)"),
              "l_huge_line": appended_to_add("print('x' * 20_000_000)"),
              "l_test_edited": test_edited}
-    folder = tmp_path / "loops"
-    for student, edit in edits.items():
-        course.write_notebook(edited_master(fixture_course, edit), folder / f"{student}.ipynb")
-    course.collect(fixture_course, folder, FIXTURE)
-    results = {r.student: r for r in course.autograde(fixture_course, FIXTURE, list(edits),
-                                                       workers=2, echo=lambda *_: None)}
+    results = grade_edited(fixture_course, tmp_path / "loops", edits, workers=2)
     expected = {"l_endless_loop": 3, "l_flood": 3, "l_huge_line": 3, "l_test_edited": 2}
     for student, score in expected.items():
         assert results[student].ok, (student, results[student].reason)
