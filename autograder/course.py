@@ -430,34 +430,30 @@ def isolation(course_dir: Path) -> tuple[bool, str]:
     return ok, why
 
 
-def sandboxed_command(course_dir: Path, command: list[str], env: dict, spec_root: Path,
-                      workdir: Path) -> tuple[list[str], dict]:
-    """The autograde command and environment that start the kernel under bubblewrap.
+def sandboxed_command(command: list[str], env: dict, spec_root: Path,
+                      limits=None) -> tuple[list[str], dict]:
+    """The autograde command and environment that start the kernel in the sandbox.
 
-    Hidden from the kernel: the course folder and the repository (masters, hidden tests,
-    wrong variants, other students, the gradebook). Shown read-only: the Python
-    environment and course_utils. Writable: the notebook's own folder (the launcher adds
-    it and the connection file's folder) and a private /tmp.
+    The kernel sees only the allowlist of sandbox.py (the interpreter, this environment,
+    course_utils); it writes only into tmpfs folders of its own; its sockets are linked
+    into ``spec_root/runtime``, a folder of the grader's that the kernel never sees.
     """
-    import importlib.util
     import sandbox
     sandbox.write_kernelspec(spec_root)
-    utils = importlib.util.find_spec("course_utils")
-    read_only = [sys.prefix, os.path.realpath(sys.prefix)]
-    if utils is not None and utils.origin:
-        read_only.append(str(Path(utils.origin).resolve().parent))
-    hide = [str(Path(course_dir).resolve()), str(REPO_DIR)]
-    runtime = Path(spec_root) / "runtime"        # connection file and IPC sockets, shared
-    runtime.mkdir(parents=True, exist_ok=True)   # with the kernel (absolute paths)
-    workdir.mkdir(parents=True, exist_ok=True)    # where nbgrader writes the graded notebook
-    env = dict(env, **sandbox.sandbox_env(hide, read_only, [str(workdir)], chdir=str(workdir)),
+    runtime = Path(spec_root) / "runtime"        # connection file, socket links, state
+    runtime.mkdir(parents=True, exist_ok=True)
+    env = dict(env, **sandbox.launcher_env(runtime, limits or sandbox.Limits()),
                JUPYTER_PATH=os.pathsep.join([str(spec_root), env.get("JUPYTER_PATH", "")]),
-               JUPYTER_RUNTIME_DIR=str(runtime), TMPDIR=str(runtime),  # connection files
-               MPLCONFIGDIR="/tmp/matplotlib",
-               IPYTHONDIR="/tmp/ipython", COURSE_OFFLINE="1")
+               JUPYTER_RUNTIME_DIR=str(runtime), TMPDIR=str(runtime))
     return command + [f"--Execute.kernel_name={sandbox.KERNEL_NAME}",
                       "--KernelManager.transport=ipc",
                       f"--KernelManager.ip={runtime / 'kernel-ipc'}"], env
+
+
+def sandbox_cleanup(runtime: Path) -> list[str]:
+    """Kill whatever a submission's sandboxes left running; what had to be done, in words."""
+    import sandbox
+    return sandbox.cleanup_all(runtime)
 
 
 def grade_student(course_dir: Path, assignment: str, student: str,
@@ -470,8 +466,7 @@ def grade_student(course_dir: Path, assignment: str, student: str,
     command, env = autograde_command(assignment, student), grading_env()
     spec_root = Path(tempfile.mkdtemp(prefix="sandbox-kernel-"))
     if isolated:
-        workdir = Path(course_dir).resolve() / "autograded" / student / assignment
-        command, env = sandboxed_command(course_dir, command, env, spec_root, workdir)
+        command, env = sandboxed_command(command, env, spec_root)
     start = time.perf_counter()
     with open(log_file, "w", encoding="utf-8") as log_out:
         child = subprocess.Popen(command, cwd=course_dir,
@@ -485,10 +480,11 @@ def grade_student(course_dir: Path, assignment: str, student: str,
             child.wait()
             returncode, timed_out = None, True
     seconds = time.perf_counter() - start
+    left = sandbox_cleanup(spec_root / "runtime") if isolated else []
     shutil.rmtree(spec_root, ignore_errors=True)
     log = log_file.read_text(encoding="utf-8", errors="replace")
     result = GradeResult(assignment, student, ok=False, seconds=seconds, log_file=log_file,
-                         notes=log_notes(log), isolated=isolated)
+                         notes=log_notes(log) + left, isolated=isolated)
     if timed_out:
         result.reason = f"grading took longer than {timeout:.0f} s and was stopped"
     elif returncode != 0 or "There was an error processing assignment" in log:
