@@ -39,8 +39,8 @@ COURSE_DIR = Path(__file__).resolve().parent
 REPO_DIR = COURSE_DIR.parent
 NOTEBOOKS_DIR = REPO_DIR / "notebooks"
 WRONG_VARIANTS_DIR = REPO_DIR / "tests" / "submissions"
-COURSE_FILES = ("nbgrader_config.py", "lms_collector.py")  # what a copy of the course needs
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+# what a copy of the course needs (the config imports the plugins, the plugins safe_files)
+COURSE_FILES = ("nbgrader_config.py", "lms_collector.py", "bounded_execute.py", "safe_files.py")
 
 
 class CourseError(RuntimeError):
@@ -256,50 +256,116 @@ def released_notebook_names(course_dir: Path, assignment: str) -> list[str]:
     return sorted(p.name for p in folder.glob("*.ipynb"))
 
 
-def check_student_id(student: str, origin: Path) -> str:
-    if not STUDENT_ID.match(student):
-        raise CourseError(f"{origin}: {student!r} is not a usable student id "
-                          "(letters, digits and . _ @ + - only)")
-    return student
+class Collected(dict):
+    """student -> collected notebook; ``skipped`` lists (what, why) for what was not taken."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped: list[tuple[str, str]] = []
 
 
-def folder_submissions(folder: Path) -> list[tuple[str, Path]]:
-    """(student, notebook) pairs of a folder: '<student>.ipynb' or '<student>/<any>.ipynb'."""
-    pairs = []
+def folder_submissions(folder: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """((student, notebook) pairs, skipped) of a folder: '<student>.ipynb' or
+    '<student>/<any>.ipynb'. Links, special files, deeper paths, unusable ids and
+    students with several notebooks are skipped with a reason."""
+    import safe_files
+    pairs, skipped = [], []
     for path in sorted(Path(folder).rglob("*.ipynb")):
         relative = path.relative_to(folder)
         if ".ipynb_checkpoints" in relative.parts:
             continue
-        if len(relative.parts) == 1:
-            pairs.append((check_student_id(path.stem, path), path))
-        elif len(relative.parts) == 2:
-            pairs.append((check_student_id(relative.parts[0], path), path))
-        else:
-            raise CourseError(f"{path}: expected <student>.ipynb or <student>/<notebook>.ipynb")
+        if any(os.path.islink(Path(folder).joinpath(*relative.parts[:i + 1]))
+               for i in range(len(relative.parts))):
+            skipped.append((str(relative), "a symbolic link (not followed)"))
+            continue
+        if len(relative.parts) > 2:
+            skipped.append((str(relative), "expected <student>.ipynb or <student>/<notebook>.ipynb"))
+            continue
+        student = path.stem if len(relative.parts) == 1 else relative.parts[0]
+        problem = safe_files.student_id_problem(student)
+        if problem:
+            skipped.append((str(relative), problem))
+            continue
+        pairs.append((student, path))
     students = [s for s, _ in pairs]
-    duplicated = sorted({s for s in students if students.count(s) > 1})
-    if duplicated:
-        raise CourseError(f"{folder}: several notebooks for {duplicated}")
-    return pairs
+    for student in sorted({s for s in students if students.count(s) > 1}):
+        skipped += [(str(p.relative_to(folder)), f"{student} has several notebooks")
+                    for s, p in pairs if s == student]
+        pairs = [(s, p) for s, p in pairs if s != student]
+    return pairs, skipped
 
 
-def collect_folder(course_dir: Path, folder: Path, assignment: str) -> dict[str, Path]:
-    """Copy a folder of submissions into submitted/<student>/<assignment>/<notebook>.ipynb."""
+def store_submission(course_dir: Path, student: str, assignment: str, notebook: str,
+                     data: bytes) -> Path:
+    """Write one submitted notebook to submitted/<student>/<assignment>/<notebook>, through
+    real folders only, replacing what was collected for that student before."""
+    import safe_files
+    submitted = Path(course_dir) / "submitted"
+    folder = submitted / student / assignment
+    problems = safe_files.tree_problems(submitted, Path(student))
+    if problems:
+        raise safe_files.UnsafePath("; ".join(problems))
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    target = folder / notebook
+    with safe_files.open_for_writing(target, submitted, "wb") as f:
+        f.write(data)
+    return target
+
+
+def collect_folder(course_dir: Path, folder: Path, assignment: str) -> Collected:
+    """Copy a folder of submissions into submitted/<student>/<assignment>/<notebook>.ipynb
+    (the originals are never modified); what cannot be taken is skipped and listed."""
+    import safe_files
     notebooks = released_notebook_names(course_dir, assignment)
     if len(notebooks) != 1:
         raise CourseError(f"{assignment} has {len(notebooks)} notebooks: collect them with zip_collect")
-    collected = {}
-    for student, path in folder_submissions(folder):
-        target = Path(course_dir) / "submitted" / student / assignment / notebooks[0]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)  # the original is never modified
-        collected[student] = target
+    limit = grading_settings(course_dir).intake.max_bytes
+    pairs, skipped = folder_submissions(folder)
+    collected = Collected()
+    collected.skipped = skipped
+    for student, path in pairs:
+        try:
+            data = safe_files.read_regular(path, limit)
+            collected[student] = store_submission(course_dir, student, assignment, notebooks[0], data)
+        except (safe_files.UnsafePath, OSError) as error:
+            collected.skipped.append((str(path.relative_to(folder)), str(error)))
     return collected
 
 
-def collect_zip(course_dir: Path, archive: Path, assignment: str) -> dict[str, Path]:
-    """nbgrader zip_collect on an LMS download ('<student>_<anything>.ipynb' inside)."""
+def check_archive(archive: Path, limits) -> None:
+    """Refuse an archive that is not a zip, or that holds too many entries or would
+    unpack to too much, before anything is extracted."""
+    import zipfile
+    if not zipfile.is_zipfile(archive):
+        raise CourseError(f"{archive} is not a zip archive")
+    with zipfile.ZipFile(archive) as z:
+        entries = z.infolist()
+    if len(entries) > limits.max_entries:
+        raise CourseError(f"{archive} holds {len(entries):,} entries, over the limit of "
+                          f"{limits.max_entries:,} (SafeExtractor.max_entries)")
+    total = sum(e.file_size for e in entries)
+    if total > limits.max_total_bytes:
+        raise CourseError(f"{archive} would unpack to {total:,} bytes, over the limit of "
+                          f"{limits.max_total_bytes:,} (SafeExtractor.max_total_bytes)")
+
+
+def tree_links(folder: Path) -> list[str]:
+    import safe_files
+    return safe_files.tree_problems(folder.parent, folder.name) if folder.exists() else []
+
+
+def collect_zip(course_dir: Path, archive: Path, assignment: str) -> Collected:
+    """nbgrader zip_collect on an LMS download ('<student>_<anything>.ipynb' inside); the
+    extraction (lms_collector.SafeExtractor) takes only notebooks within the limits and
+    the collector only usable student ids: everything else is skipped and listed."""
+    import lms_collector
     released_notebook_names(course_dir, assignment)  # the collector maps names onto these
+    check_archive(archive, lms_collector.SafeExtractor(config=load_config(course_dir)))
+    links = tree_links(Path(course_dir) / "submitted")
+    if links:
+        raise CourseError("nbgrader would write through links in submitted/: "
+                          + "; ".join(links) + " (remove them first)")
     archive_dir = Path(course_dir) / "downloaded" / assignment / "archive"
     if archive_dir.exists():
         shutil.rmtree(archive_dir)
@@ -310,15 +376,17 @@ def collect_zip(course_dir: Path, archive: Path, assignment: str) -> dict[str, P
     log = run.stdout + run.stderr
     if run.returncode != 0:
         raise CourseError(f"nbgrader zip_collect {assignment} failed:\n{log}")
-    collected = {}
+    collected = Collected()
     for line in log.splitlines():
         found = re.search(r"Copying to: (.*)$", line)
         if found and "/submitted/" in found.group(1):
             target = Path(found.group(1).strip())
             collected[target.parent.parent.name] = target
-    for line in log.splitlines():
-        if "Skipped" in line or "did not match" in line:
-            print("  zip_collect:", line.strip())
+        skipped = re.search(r"Skipped (.*?): (.*)$", line)
+        if skipped:
+            collected.skipped.append((skipped.group(1), skipped.group(2)))
+        elif "did not match" in line:
+            collected.skipped.append((line.strip(), "its name does not match <student>_<anything>.ipynb"))
     return collected
 
 
@@ -333,7 +401,7 @@ def guess_assignment(course_dir: Path, source: Path) -> str:
     raise CourseError(f"which assignment is {source}? say it with --assignment (one of {known})")
 
 
-def collect(course_dir: Path, source: Path, assignment: str | None = None) -> dict[str, Path]:
+def collect(course_dir: Path, source: Path, assignment: str | None = None) -> Collected:
     source = Path(source)
     if not source.exists():
         raise CourseError(f"{source} does not exist")
@@ -365,6 +433,9 @@ class GradeResult:
     log_file: Path | None = None
     suspicious: list[str] = field(default_factory=list)  # tamper.py findings in answer cells
     isolated: bool = False                                # graded in the bubblewrap sandbox
+    cells: dict = field(default_factory=dict)             # grade_id -> auto score
+    gradebook: str = ""                                   # changed there since grading
+    log: str = field(default="", repr=False)              # the end of nbgrader's log
 
 
 # (pattern in nbgrader's log, reason): the failures seen on real submissions.
@@ -376,8 +447,6 @@ KNOWN_FAILURES = [
 ]
 KNOWN_NOTES = [
     (r"Missing grade cell (\S+) encountered", "test cell {0} was missing and was put back"),
-    (r"Checksum for grade cell (\S+) has changed", "graded cell {0} was edited; the master's was used"),
-    (r"Attribute 'checksum' for cell (\S+) has changed", "cell {0} was edited; the master's was used"),
     (r"Timeout waiting for execute reply \((\d+)s\)", "a cell ran past the {0} s limit and was interrupted"),
 ]
 
@@ -456,24 +525,46 @@ def sandbox_cleanup(runtime: Path) -> list[str]:
     return sandbox.cleanup_all(runtime)
 
 
+@dataclass(frozen=True)
+class GradingSettings:
+    """The limits of one grading run, from nbgrader_config.py (``c.Grading``, ``c.Sandbox``)."""
+    timeout: float                 # seconds for a whole submission
+    intake: "object"               # intake.IntakeLimits: the notebook file
+    limits: "object"               # sandbox.Limits: the kernel's memory, space, processes
+
+
+def grading_settings(course_dir: Path) -> GradingSettings:
+    import intake
+    import sandbox
+    config = load_config(course_dir)
+    grading, box = config.get("Grading", {}), config.get("Sandbox", {})
+    defaults = sandbox.Limits()
+    limits = sandbox.Limits(**{name: int(box.get(name, getattr(defaults, name)))
+                               for name in ("memory", "tmp", "shm", "scratch", "processes")})
+    notebook = intake.IntakeLimits(
+        max_bytes=int(grading.get("max_notebook_bytes", intake.IntakeLimits.max_bytes)),
+        max_cells=int(grading.get("max_cells", intake.IntakeLimits.max_cells)))
+    return GradingSettings(float(grading.get("submission_timeout", 900)), notebook, limits)
+
+
 def grade_student(course_dir: Path, assignment: str, student: str,
-                  timeout: float = 900, isolated: bool | None = None) -> GradeResult:
+                  settings: GradingSettings, isolated: bool | None = None) -> GradeResult:
     """Autograde one submission in a child process; never raises for a bad submission."""
+    import safe_files
     log_file = Path(course_dir) / "reports" / assignment / f"{student}.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     if isolated is None:
         isolated = isolation(course_dir)[0]
     command, env = autograde_command(assignment, student), grading_env()
     spec_root = Path(tempfile.mkdtemp(prefix="sandbox-kernel-"))
     if isolated:
-        command, env = sandboxed_command(command, env, spec_root)
+        command, env = sandboxed_command(command, env, spec_root, settings.limits)
     start = time.perf_counter()
-    with open(log_file, "w", encoding="utf-8") as log_out:
+    with safe_files.open_for_writing(log_file, course_dir, "w", encoding="utf-8") as log_out:
         child = subprocess.Popen(command, cwd=course_dir,
                                  env=env, stdout=log_out, stderr=subprocess.STDOUT,
                                  start_new_session=True)  # its kernel shares the group
         try:
-            returncode = child.wait(timeout=timeout)
+            returncode = child.wait(timeout=settings.timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
@@ -482,11 +573,11 @@ def grade_student(course_dir: Path, assignment: str, student: str,
     seconds = time.perf_counter() - start
     left = sandbox_cleanup(spec_root / "runtime") if isolated else []
     shutil.rmtree(spec_root, ignore_errors=True)
-    log = log_file.read_text(encoding="utf-8", errors="replace")
+    log = safe_files.read_regular(log_file, 64 * 2**20).decode("utf-8", errors="replace")
     result = GradeResult(assignment, student, ok=False, seconds=seconds, log_file=log_file,
-                         notes=log_notes(log) + left, isolated=isolated)
+                         notes=log_notes(log) + left, isolated=isolated, log=log[-20000:])
     if timed_out:
-        result.reason = f"grading took longer than {timeout:.0f} s and was stopped"
+        result.reason = f"grading took longer than {settings.timeout:.0f} s and was stopped"
     elif returncode != 0 or "There was an error processing assignment" in log:
         result.reason = failure_reason(log)
     else:
@@ -525,8 +616,20 @@ def add_scores(course_dir: Path, results: list[GradeResult]) -> None:
                 grades = [g for notebook in submission.notebooks for g in notebook.grades]
                 result.tests = len(grades)
                 result.lost = [g.name for g in grades if (g.score or 0) < g.max_score]
+                result.cells = {g.name: g.auto_score for g in grades}
             except MissingEntry:
                 result.ok, result.reason = False, "graded, but no grade in the gradebook"
+
+
+def drop_grades(course_dir: Path, assignment: str, student: str) -> None:
+    """Remove a submission's grades (an earlier grading's) when it cannot be graded now:
+    export then gives it 0, not the score of a notebook that is no longer the submission."""
+    from nbgrader.api import MissingEntry
+    with gradebook(course_dir) as gb:
+        try:
+            gb.remove_submission(assignment, student)
+        except MissingEntry:
+            pass
 
 
 def exercise_scores(course_dir: Path, assignment: str, student: str) -> dict[str, tuple]:
@@ -537,33 +640,65 @@ def exercise_scores(course_dir: Path, assignment: str, student: str) -> dict[str
                 for notebook in submission.notebooks for grade in notebook.grades}
 
 
+def gradebook_changes(course_dir: Path, assignment: str, state: dict) -> dict[str, str]:
+    """student -> what the gradebook holds that no grading run of ours wrote: a manual
+    score, or an automatic score other than the one recorded when it was graded."""
+    from nbgrader.api import MissingEntry
+    changes = {}
+    with gradebook(course_dir) as gb:
+        for student, entry in state.items():
+            try:
+                submission = gb.find_submission(assignment, student)
+            except MissingEntry:
+                changes[student] = "its grades were removed from the gradebook"
+                continue
+            graded, found = entry.get("cells", {}), []
+            for grade in (g for nb in submission.notebooks for g in nb.grades):
+                if grade.manual_score is not None:
+                    found.append(f"manual score {grade.manual_score:g} on {grade.name} "
+                                 f"(autograded {grade.auto_score or 0:g})")
+                elif grade.name in graded and grade.auto_score != graded[grade.name]:
+                    found.append(f"{grade.name} holds {grade.auto_score or 0:g}, "
+                                 f"graded {graded[grade.name] or 0:g}")
+            if not found and entry.get("score") is not None and submission.score != entry["score"]:
+                found.append(f"score {submission.score:g}, graded {entry['score']:g}")
+            if found:
+                changes[student] = "; ".join(found)
+    return changes
+
+
 REPORT_COLUMNS = ["student", "status", "score", "max_score", "lost_points_on", "seconds",
-                  "reason", "notes", "suspicious", "isolated", "log"]
+                  "reason", "notes", "suspicious", "isolated", "gradebook", "log"]
 
 
-def write_report(course_dir: Path, assignment: str, results: list[GradeResult]) -> Path:
-    """reports/<assignment>/autograde.csv: one row per student, updated by each run."""
+def write_report(course_dir: Path, assignment: str, results: list[GradeResult],
+                 changes: dict[str, str] | None = None) -> Path:
+    """reports/<assignment>/autograde.csv: one row per student, updated by each run; the
+    'gradebook' column says, for every row, what changed in the gradebook since grading."""
+    import safe_files
     report = Path(course_dir) / "reports" / assignment / "autograde.csv"
-    report.parent.mkdir(parents=True, exist_ok=True)
     rows = {}
-    if report.exists():
-        with open(report, newline="", encoding="utf-8") as f:
-            rows = {row["student"]: row for row in csv.DictReader(f)}
+    try:
+        text = safe_files.read_regular(report, 256 * 2**20).decode("utf-8", errors="replace")
+        rows = {row["student"]: row for row in csv.DictReader(text.splitlines())
+                if safe_files.student_id_problem(row.get("student") or "") is None}
+    except (OSError, safe_files.UnsafePath):
+        pass
     for r in results:
         rows[r.student] = dict(zip(REPORT_COLUMNS, [
             r.student, "ok" if r.ok else "failed", r.score, r.max_score, " ".join(r.lost),
             f"{r.seconds:.1f}", r.reason, "; ".join(r.notes), " | ".join(r.suspicious),
-            "yes" if r.isolated else "NO", r.log_file]))
-    with open(report, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, REPORT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows[s] for s in sorted(rows))
-    return report
+            "yes" if r.isolated else "NO", "", r.log_file]))
+    for student, row in rows.items():
+        row["gradebook"] = (changes or {}).get(student, "")
+    return safe_files.write_csv(report, REPORT_COLUMNS, [
+        {k: rows[s].get(k, "") for k in REPORT_COLUMNS} for s in sorted(rows)], course_dir)
 
 
 def tamper_report(course_dir: Path, assignment: str, student: str) -> list[str]:
     """Suspicious patterns in the student's answer cells (tamper.py), also written to
     reports/<assignment>/<student>.tamper.txt; an empty list when there are none."""
+    import safe_files
     import tamper
     masters = master_notebooks(course_dir, assignment)
     master = notebook_json(masters[0]) if masters else None
@@ -571,9 +706,8 @@ def tamper_report(course_dir: Path, assignment: str, student: str) -> list[str]:
     for path in sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb")):
         findings += [str(f) for f in tamper.scan_notebook(path, master)]
     out = Path(course_dir) / "reports" / assignment / f"{student}.tamper.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(line + "\n" for line in findings) or "nothing suspicious\n",
-                   encoding="utf-8")
+    safe_files.write_text(out, "".join(line + "\n" for line in findings) or "nothing suspicious\n",
+                          course_dir)
     return findings
 
 
@@ -581,7 +715,7 @@ def submission_digest(course_dir: Path, assignment: str, student: str) -> str:
     """sha256 over the student's submitted files: a regrade is needed when it changes."""
     digest = hashlib.sha256()
     folder = Path(course_dir) / "submitted" / student / assignment
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -591,19 +725,20 @@ def state_file(course_dir: Path, assignment: str) -> Path:
 
 
 def load_state(course_dir: Path, assignment: str) -> dict:
-    """student -> {"digest", "score", "max_score"} of their last successful grading."""
-    path = state_file(course_dir, assignment)
+    """student -> {"digest", "score", "max_score", "cells"} of their last successful grading."""
+    import safe_files
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        state = json.loads(safe_files.read_regular(state_file(course_dir, assignment), 64 * 2**20))
+    except (OSError, ValueError, safe_files.UnsafePath):
         return {}
+    return {s: e for s, e in state.items() if isinstance(e, dict)} if isinstance(state, dict) else {}
 
 
 def save_state(course_dir: Path, assignment: str, state: dict) -> None:
+    import safe_files
     path = state_file(course_dir, assignment)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+    safe_files.write_text(tmp, json.dumps(state, indent=1, sort_keys=True), course_dir)
     tmp.replace(path)                                  # atomic: a crash never half-writes it
 
 
@@ -615,62 +750,130 @@ def already_graded(course_dir: Path, assignment: str, student: str, state: dict)
         Path(course_dir) / "autograded" / student / assignment).is_dir()
 
 
-def repair_submission(course_dir: Path, assignment: str, student: str) -> list[str]:
-    """Put back lost nbgrader metadata and cell ids (repair.py) in the collected copy under
-    submitted/ (the student's original file is never touched); returns what was done."""
+def _joined(source) -> str:
+    return source if isinstance(source, str) else "".join(source)
+
+
+def edited_cells(submission: dict, released: dict) -> list[str]:
+    """grade_ids of the release's locked cells (tests, instructions) whose source the
+    submission changed; nbgrader grades with the master's, but the instructor should know.
+    Trailing whitespace is ignored (editors and Colab add or drop it)."""
+    def locked(notebook):
+        cells = {}
+        for cell in notebook.get("cells", []):
+            meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+            if meta.get("grade_id") and (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))):
+                cells[meta["grade_id"]] = "\n".join(
+                    line.rstrip() for line in _joined(cell.get("source", "")).strip().splitlines())
+        return cells
+    mine = locked(submission)
+    return [grade_id for grade_id, source in locked(released).items()
+            if grade_id in mine and mine[grade_id] != source]
+
+
+def unsafe_places(course_dir: Path, assignment: str, student: str,
+                  max_bytes: int) -> list[str]:
+    """What nbgrader would write, chmod or copy through for this student: links, special
+    files or too much data in submitted/, autograded/ or feedback/ (safe_files.py)."""
+    import safe_files
+    problems = []
+    for top in ("submitted", "autograded", "feedback"):
+        problems += safe_files.tree_problems(course_dir, Path(top) / student,
+                                             max_bytes if top == "submitted" else None)
+    problems += safe_files.tree_problems(course_dir, Path("reports") / assignment)
+    return problems
+
+
+def take_in(course_dir: Path, assignment: str, student: str,
+            settings: GradingSettings) -> list[str]:
+    """Check each submitted notebook (intake.py) and write it back normalised, with its
+    lost metadata restored (repair.py); raises intake.Rejected with the reason. Returns
+    what was done and which locked cells the student edited."""
+    import intake
     import repair
+    import safe_files
     notes = []
-    for path in sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb")):
+    folder = Path(course_dir) / "submitted" / student / assignment
+    for path in sorted(folder.glob("*.ipynb")):
+        notebook, done = intake.read_submission(path, settings.intake)
         release = Path(course_dir) / "release" / assignment / path.name
-        try:
-            submission = notebook_json(path)
-            released = notebook_json(release) if release.exists() else {}
-        except (OSError, ValueError):
-            continue                                   # nbgrader reports what is wrong
-        repaired, done = repair.restore_metadata(submission, released)
-        if done:
-            write_notebook(repaired, path)
-            notes += done
+        released = notebook_json(release) if release.exists() else {}
+        notebook, repaired = repair.restore_metadata(notebook, released)
+        notes += done + repaired
+        notes += [f"cell {grade_id} was edited; the release's was used"
+                  for grade_id in edited_cells(notebook, released)]
+        safe_files.write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
+                              course_dir)
     return notes
 
 
-def _grade_one(course_dir: Path, assignment: str, student: str, timeout: float,
+def _grade_one(course_dir: Path, assignment: str, student: str, settings: GradingSettings,
                isolated: bool) -> GradeResult:
+    import intake
     if not (Path(course_dir) / "submitted" / student / assignment).is_dir():
         return GradeResult(assignment, student, ok=False, reason="no submission collected")
-    repaired = repair_submission(course_dir, assignment, student)
-    result = grade_student(course_dir, assignment, student, timeout, isolated)
-    if not result.ok and "database is locked" in (result.log_file.read_text(
-            encoding="utf-8", errors="replace") if result.log_file else ""):
-        result = grade_student(course_dir, assignment, student, timeout, isolated)  # again
-    result.notes = repaired + result.notes
+    unsafe = unsafe_places(course_dir, assignment, student, 4 * settings.intake.max_bytes)
+    if unsafe:
+        return GradeResult(assignment, student, ok=False, isolated=isolated,
+                           reason="refused to write through: " + "; ".join(unsafe))
+    try:
+        notes = take_in(course_dir, assignment, student, settings)
+    except intake.Rejected as error:
+        drop_grades(course_dir, assignment, student)
+        for top in ("autograded", "feedback"):        # checked above: real folders only
+            shutil.rmtree(Path(course_dir) / top / student / assignment, ignore_errors=True)
+        return GradeResult(assignment, student, ok=False, isolated=isolated,
+                           reason=f"not graded: {error}")
+    result = grade_student(course_dir, assignment, student, settings, isolated)
+    if not result.ok and "database is locked" in result.log:
+        result = grade_student(course_dir, assignment, student, settings, isolated)  # again
+    result.notes = notes + result.notes
     result.suspicious = tamper_report(course_dir, assignment, student)
     return result
 
 
+def grade_safely(course_dir: Path, assignment: str, student: str, settings: GradingSettings,
+                 isolated: bool) -> GradeResult:
+    """_grade_one, turning anything it raises into this submission's failure."""
+    try:
+        return _grade_one(course_dir, assignment, student, settings, isolated)
+    except Exception as error:                         # noqa: BLE001 (the batch goes on)
+        return GradeResult(assignment, student, ok=False, isolated=isolated,
+                           reason=f"grading error: {type(error).__name__}: {error}"[:2000])
+
+
 def autograde(course_dir: Path, assignment: str, students: list[str] | None = None,
-              timeout: float = 900, echo=print, workers: int = 1,
+              timeout: float | None = None, echo=print, workers: int = 1,
               regrade: bool = True) -> list[GradeResult]:
     """Grade each student's submission, ``workers`` at a time, each in its own process.
 
     Failures are recorded, never raised. With ``regrade=False`` a submission that was
     graded successfully before and has not changed since is skipped (resume after an
-    interruption); its earlier score stays in the gradebook.
+    interruption); its earlier score stays in the gradebook. ``timeout``: seconds per
+    submission (default: c.Grading.submission_timeout).
     """
+    import safe_files
     ensure_in_gradebook(course_dir, assignment)
+    settings = grading_settings(course_dir)
+    if timeout is not None:
+        settings = GradingSettings(timeout, settings.intake, settings.limits)
     students = students or submitted_students(course_dir, assignment)
+    bad_ids = {s: safe_files.student_id_problem(s) for s in students}
+    students = [s for s in students if not bad_ids[s]]
+    for student, problem in bad_ids.items():
+        if problem:
+            echo(f"  skipped: {problem}")
     isolated, why = isolation(course_dir)
     if not isolated:
         echo(f"WARNING: grading is NOT isolated ({why}): submissions run with your rights, "
              f"can read the masters and the gradebook and reach the network.")
     state = load_state(course_dir, assignment)
     todo = [s for s in students if regrade or not already_graded(course_dir, assignment, s, state)]
-    skipped = [s for s in students if s not in todo]
-    for student in skipped:
+    for student in (s for s in students if s not in todo):
         echo(f"  {student}: unchanged since its last grading, skipped")
     by_student = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_grade_one, course_dir, assignment, s, timeout, isolated): s
+        futures = {pool.submit(grade_safely, course_dir, assignment, s, settings, isolated): s
                    for s in todo}
         for future in as_completed(futures):
             result = future.result()
@@ -683,9 +886,17 @@ def autograde(course_dir: Path, assignment: str, students: list[str] | None = No
         if result.ok:
             state[result.student] = {"digest": submission_digest(course_dir, assignment,
                                                                  result.student),
-                                     "score": result.score, "max_score": result.max_score}
+                                     "score": result.score, "max_score": result.max_score,
+                                     "cells": result.cells}
+        else:
+            state.pop(result.student, None)
     save_state(course_dir, assignment, state)
-    write_report(course_dir, assignment, results)
+    changes = gradebook_changes(course_dir, assignment, state)
+    for result in results:
+        result.gradebook = changes.get(result.student, "")
+    for student in (s for s in changes if s not in by_student):
+        echo(f"  {student}: changed in the gradebook since its grading: {changes[student]}")
+    write_report(course_dir, assignment, results, changes)
     return results
 
 
@@ -702,11 +913,13 @@ def summary_table(results: list[GradeResult]) -> str:
             status += f" ({'; '.join(r.notes)})"
         if r.suspicious:
             status += f" [tamper report: {len(r.suspicious)} suspicious line(s)]"
+        if r.gradebook:
+            status += f" [gradebook: {r.gradebook}]"
         lines.append(f"{r.student:<{width}}  {r.assignment:<26} {score:>11} {r.seconds:6.1f}s  {status}")
     failed = [r for r in results if not r.ok]
     lines.append(f"{len(results)} submissions, {len(results) - len(failed)} graded, {len(failed)} failed"
-                 + (" (a failed submission keeps nbgrader's 0 in the gradebook until it is regraded)"
-                    if failed else ""))
+                 + (" (a failed submission has no grade in the gradebook, or nbgrader's 0, "
+                    "until it is regraded)" if failed else ""))
     return "\n".join(lines)
 
 
@@ -714,21 +927,55 @@ def summary_table(results: list[GradeResult]) -> str:
 # feedback and export
 # --------------------------------------------------------------------------------------
 
-def feedback(course_dir: Path, assignment: str) -> Path:
+def feedback_refusals(course_dir: Path, assignment: str) -> tuple[list[str], dict[str, str]]:
+    """(students whose feedback can be made, student -> why not): generate_feedback copies
+    autograded/<student>/ into feedback/<student>/, so both must hold only plain files of
+    a bounded size, inside real folders."""
+    import safe_files
+    max_bytes = 4 * grading_settings(course_dir).intake.max_bytes
+    graded = Path(course_dir) / "autograded"
+    if graded.is_symlink():
+        return [], {"*": f"{graded} is a link"}
+    students = sorted(d.name for d in graded.iterdir()
+                      if (d / assignment).is_dir()) if graded.is_dir() else []
+    ready, refused = [], {}
+    for student in students:
+        problems = ([safe_files.student_id_problem(student)] if safe_files.student_id_problem(student)
+                    else safe_files.tree_problems(course_dir, Path("autograded") / student, max_bytes)
+                    + safe_files.tree_problems(course_dir, Path("feedback") / student))
+        if problems:
+            refused[student] = "; ".join(problems)
+        else:
+            ready.append(student)
+    return ready, refused
+
+
+def feedback(course_dir: Path, assignment: str) -> tuple[Path, dict[str, str]]:
+    """nbgrader generate_feedback for every student whose folders are safe to copy through;
+    returns (the feedback folder, student -> why they were left without)."""
+    ready, refused = feedback_refusals(course_dir, assignment)
     api = nbgrader_api(course_dir)
-    checked(api.generate_feedback(assignment, force=True), f"nbgrader generate_feedback {assignment}")
-    return Path(course_dir) / "feedback"
+    if not refused:
+        checked(api.generate_feedback(assignment, force=True),
+                f"nbgrader generate_feedback {assignment}")
+    else:
+        for student in ready:
+            checked(api.generate_feedback(assignment, student_id=student, force=True),
+                    f"nbgrader generate_feedback {assignment} for {student}")
+    return Path(course_dir) / "feedback", refused
 
 
 def export(course_dir: Path, to: Path) -> Path:
-    """nbgrader's CSV export: one row per student and assignment."""
+    """nbgrader's CSV export: one row per student and assignment, every cell that a
+    spreadsheet would run as a formula written as text."""
+    import safe_files
     from nbgrader.plugins import CsvExportPlugin
     config = load_config(course_dir)
     plugin = CsvExportPlugin(config=config)
     plugin.to = str(Path(to).resolve())
     with gradebook(course_dir) as gb:
         plugin.export(gb)
-    return Path(plugin.to)
+    return safe_files.make_csv_safe(Path(plugin.to), Path(plugin.to).parent)
 
 
 # --------------------------------------------------------------------------------------
@@ -803,7 +1050,8 @@ def demo(course_dir: Path, work_dir: Path, echo=print) -> int:
         collect(course, folder, assignment)
         echo(f"{assignment}: autograding {len(list(folder.glob('*.ipynb')))} submissions")
         all_results += autograde(course, assignment, echo=echo)
-        feedback(course, assignment)
+        for student, why in feedback(course, assignment)[1].items():
+            echo(f"  {student}: no feedback, {why}")
     grades = export(course, course / "grades.csv")
     echo("")
     echo(summary_table(all_results))
@@ -839,7 +1087,8 @@ def parse_args(argv=None):
     p = commands.add_parser("autograde", help="grade student by student, each in its own process")
     p.add_argument("assignment", nargs="?", help="default: every assignment with submissions")
     p.add_argument("--student", action="append", help="only this student (repeatable)")
-    p.add_argument("--timeout", type=float, default=900, help="seconds per submission")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds per submission (default: c.Grading.submission_timeout)")
     p.add_argument("--strict", action="store_true", help="exit 1 when any submission failed")
     p.add_argument("--workers", type=int, default=1,
                    help="submissions graded at the same time (default 1; on a 2-core machine 2)")
@@ -879,7 +1128,10 @@ def main(argv=None) -> int:
             collected = collect(course, args.source, args.assignment)
             for student, path in sorted(collected.items()):
                 print(f"{student}: {path}")
-            print(f"collected {len(collected)} submissions")
+            for what, why in collected.skipped:
+                print(f"skipped {what}: {why}")
+            print(f"collected {len(collected)} submissions"
+                  + (f", skipped {len(collected.skipped)} (listed above)" if collected.skipped else ""))
         elif args.command == "autograde":
             assignments = pick_assignments(course, args.assignment)
             results = []
@@ -902,7 +1154,10 @@ def main(argv=None) -> int:
         elif args.command == "feedback":
             for assignment in pick_assignments(course, args.assignment):
                 if submitted_students(course, assignment):
-                    print(f"{assignment}: feedback in {feedback(course, assignment)}")
+                    folder, refused = feedback(course, assignment)
+                    for student, why in refused.items():
+                        print(f"{assignment}: no feedback for {student}: {why}")
+                    print(f"{assignment}: feedback in {folder}")
         elif args.command == "export":
             print(f"wrote {export(course, args.to)}")
         elif args.command == "demo":

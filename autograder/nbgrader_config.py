@@ -39,6 +39,34 @@ c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "120"))   # second
 c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=import course_utils.grading_guard"]
 c.Execute.interrupt_on_timeout = True
 
+# --- limits of a grading run: each can be changed here (autograder/README.md lists them) --
+# Execution with bounded outputs (bounded_execute.py): one output, one cell's outputs and
+# the notebook's are cut at these sizes (characters), each kernel message at
+# max_message_bytes; widget state is not kept. (Settings of Execute apply to it too.)
+c.Autograde.autograde_preprocessors = [
+    "bounded_execute.BoundedExecute", "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata"]
+c.BoundedExecute.max_output_bytes = 1_000_000
+c.BoundedExecute.max_cell_bytes = 2_000_000
+c.BoundedExecute.max_notebook_bytes = 8_000_000
+c.BoundedExecute.max_message_bytes = 256 * 2**20
+c.LimitOutput.max_lines = 1000
+# One submission (course.py autograde): the time for all of it, the notebook file's size
+# and cell count (a larger one fails with its reason, the batch goes on).
+c.Grading.submission_timeout = 900                  # seconds
+c.Grading.max_notebook_bytes = 20 * 2**20
+c.Grading.max_cells = 2000
+# The sandbox of the grading kernel (sandbox.py): address space per process and, where a
+# cgroup can be made, memory of all its processes with their tmpfs; the sizes of its only
+# writable places (working folder, /tmp, /dev/shm); processes at once.
+c.Sandbox.memory = 6 * 2**30
+c.Sandbox.scratch = 256 * 2**20
+c.Sandbox.tmp = 512 * 2**20
+c.Sandbox.shm = 64 * 2**20
+c.Sandbox.processes = 128
+
 # Colab ignores `deletable: false`: a deleted test cell is put back from the gradebook.
 c.OverwriteCells.add_missing_cells = True
 
@@ -60,7 +88,12 @@ c.IgnorePattern.pattern = IGNORED_STDERR
 # AnyNameCollector files each one under the assignment's notebook name.
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from lms_collector import AnyNameCollector  # noqa: E402
+from lms_collector import AnyNameCollector, SafeExtractor  # noqa: E402
 
 c.ZipCollectApp.collector_plugin = AnyNameCollector
+# Extraction that takes only notebooks, within these limits (lms_collector.SafeExtractor).
+c.ZipCollectApp.extractor_plugin = SafeExtractor
+c.SafeExtractor.max_entries = 5000
+c.SafeExtractor.max_entry_bytes = c.Grading.max_notebook_bytes
+c.SafeExtractor.max_total_bytes = 2 * 2**30
 c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/_]+)_(?P<file_id>[^/]+)\.ipynb$"

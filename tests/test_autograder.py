@@ -390,10 +390,23 @@ def test_collect_folder_layouts(fixture_course, tmp_path):
     collected = course.collect(fixture_course, tmp_path / "subs", FIXTURE)
     assert sorted(collected) == ["carol", "dave"]
     assert collected["carol"] == fixture_course / "submitted" / "carol" / FIXTURE / f"{FIXTURE}.ipynb"
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "..x.ipynb").write_bytes(blank)
-    with pytest.raises(course.CourseError, match="student id"):
-        course.collect(fixture_course, tmp_path / "bad", FIXTURE)
+    # what cannot be taken is listed and skipped; the others are collected
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("..x", "=1+2", "with space", "erin"):
+        (bad / f"{name}.ipynb").write_bytes(blank)
+    (bad / "mallory.ipynb").symlink_to(fixture_course / "source" / FIXTURE / f"{FIXTURE}.ipynb")
+    (bad / "frank").mkdir()
+    (bad / "frank" / "one.ipynb").write_bytes(blank)
+    (bad / "frank" / "two.ipynb").write_bytes(blank)
+    collected = course.collect(fixture_course, bad, FIXTURE)
+    assert sorted(collected) == ["erin"]
+    skipped = dict(collected.skipped)
+    assert sorted(skipped) == sorted(["..x.ipynb", "=1+2.ipynb", "with space.ipynb", "mallory.ipynb",
+                                      "frank/one.ipynb", "frank/two.ipynb"]), skipped
+    assert "link" in skipped["mallory.ipynb"] and "several" in skipped["frank/one.ipynb"]
+    assert all("student id" in skipped[n] for n in ("..x.ipynb", "=1+2.ipynb", "with space.ipynb"))
+    assert not (fixture_course / "submitted" / "mallory").exists()
 
 
 def test_autograde_cli_exit_codes(fixture_course, tmp_path, capsys):
