@@ -326,7 +326,10 @@ def start(command: list[str], private: Path, limits: Limits = Limits(),
         set_rlimits(limits, cgroup=bool(cgroups))
 
     try:
-        process = subprocess.Popen(args, pass_fds=[info_write], preexec_fn=before_exec, **popen)
+        # bwrap itself gets only the sandbox's environment: it stays the namespace's first
+        # process, whose /proc/1/environ the kernel can read
+        process = subprocess.Popen(args, env=env, pass_fds=[info_write],
+                                   preexec_fn=before_exec, **popen)
     except Exception:
         for folder in cgroups:
             _remove_cgroup(folder)
