@@ -107,7 +107,9 @@ def open_for_writing(path: Path, root: Path, mode: str = "w", **kwargs):
     real_folders(root, path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     real_folders(root, path.parent)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    # O_NONBLOCK: opening a named pipe for writing would wait for a reader forever
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+             | (os.O_APPEND if "a" in mode else os.O_TRUNC))
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as error:
@@ -115,6 +117,7 @@ def open_for_writing(path: Path, root: Path, mode: str = "w", **kwargs):
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise UnsafePath(f"{path} is not a regular file")
+    os.set_blocking(fd, True)
     return os.fdopen(fd, mode, **kwargs)
 
 
