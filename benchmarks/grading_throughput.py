@@ -5,18 +5,30 @@ The submissions are copies of the master, the blank release and the wrong varian
 tests/submissions/ in turn, collected into a fresh course copy for each run. Usage:
 
     .venv/bin/python benchmarks/grading_throughput.py --assignment 01_simclr_ntxent -n 50 --workers 2
+
+With ``--compare REV`` the same batches are also graded by the kit as it was at commit REV
+(checked out with ``git worktree`` into a temporary folder), each run in a process of its
+own, before and after in turn: what a change (the grading sandbox) costs, side by side.
+
+    .venv/bin/python benchmarks/grading_throughput.py --assignment 01_simclr_ntxent -n 10 --compare f81e313
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "autograder"))
+# --tree: grade with another checkout's autograder (set before course is imported)
+TREE = Path(sys.argv[sys.argv.index("--tree") + 1]) if "--tree" in sys.argv else ROOT
+sys.path.insert(0, str(TREE / "autograder"))
 import course  # noqa: E402
 
 
@@ -46,13 +58,61 @@ def run(assignment: str, n: int, workers: int, work: Path) -> float:
     return seconds
 
 
+def one_run(tree: Path, assignment: str, n: int, workers: int) -> dict:
+    """run() in a fresh process that grades with the kit of ``tree``."""
+    command = [sys.executable, __file__, "--tree", str(tree), "--one", "--assignment", assignment,
+               "-n", str(n), "--workers", str(workers)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def compare(assignment: str, n: int, workers: int, revision: str) -> None:
+    """Before (``revision``) and after (this checkout), serial and parallel, in turn."""
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "before"
+        git("worktree", "add", "--detach", str(before), revision)
+        try:
+            times = {}
+            for w in (1, workers):
+                for label, tree in (("before", before), ("after", ROOT)):
+                    times[label, w] = one_run(tree, assignment, n, w)["seconds"]
+        finally:
+            git("worktree", "remove", "--force", str(before))
+    print(f"\n{assignment}, {n} submissions, commit {git('rev-parse', '--short', revision)} "
+          f"(before) against {git('rev-parse', '--short', 'HEAD')}"
+          f"{' with uncommitted changes' if git('status', '--porcelain', '--untracked-files=no') else ''}"
+          f" (after), {platform.machine()}, {os.cpu_count()} cores:")
+    print(f"| workers | before s/submission | after s/submission | after / before |")
+    print(f"|---|---|---|---|")
+    for w in (1, workers):
+        b, a = times["before", w] / n, times["after", w] / n
+        print(f"| {w} | {b:.2f} | {a:.2f} | {a / b:.2f} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--assignment", action="append", help="repeatable (default: every one)")
     p.add_argument("-n", type=int, default=50)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--compare", metavar="REV", help="also grade with the kit at commit REV")
+    p.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    for assignment in args.assignment or course.source_assignments(course.COURSE_DIR):
+    assignments = args.assignment or course.source_assignments(course.COURSE_DIR)
+    if args.one:
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = run(assignments[0], args.n, args.workers, Path(tmp))
+        print(json.dumps({"seconds": seconds}))
+        return
+    for assignment in assignments:
+        if args.compare:
+            compare(assignment, args.n, args.workers, args.compare)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             serial = run(assignment, args.n, 1, Path(tmp))
             parallel = run(assignment, args.n, args.workers, Path(tmp))
