@@ -1,0 +1,126 @@
+"""Trusted scoring (issue 13, part): a submission's points decided outside its process.
+
+For each graded cell, the assignment's grader module (``graders/<assignment>.py``, never
+released, never mounted in a sandbox) lists named properties, each worth some of the
+cell's points. The grader draws the inputs (a fresh seed each run), asks the sandboxed
+worker (worker_client.py) to call the student's code, and checks the answers against its
+own computation; a property that raises, or whose call fails in any way, scores 0 alone.
+
+    results = score_notebook(submission, release, grader_module)
+    points = cell_points(results)              # grade_id -> points
+"""
+from __future__ import annotations
+
+import importlib.util
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import worker_client
+
+GRADERS_DIR = Path(__file__).resolve().parent / "graders"
+
+
+@dataclass(frozen=True)
+class Property:
+    """One named requirement of an exercise: ``check(worker, rng)`` raises AssertionError
+    (or WorkerError) with a message for the student when the answer breaks it."""
+    name: str
+    points: float
+    check: Callable
+
+
+@dataclass
+class PropertyResult:
+    grade_id: str
+    name: str
+    points: float
+    earned: float
+    message: str = ""
+
+
+def load_grader(assignment: str, folder: Path = GRADERS_DIR):
+    """The grader module of an assignment: ``PROPERTIES`` maps grade_id -> [Property]."""
+    path = Path(folder) / f"{assignment}.py"
+    spec = importlib.util.spec_from_file_location(f"graders_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _meta(cell: dict) -> dict:
+    return (cell.get("metadata") or {}).get("nbgrader") or {}
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else "".join(source)
+
+
+def scored_cells(submission: dict, release: dict) -> list[str]:
+    """The code the worker runs: the release's set-up cells (never the student's copy of
+    them) and the submission's answer cells, in the release's order. Tests, and cells
+    tagged ``no-score`` (training), are left out."""
+    answers = {_meta(c)["grade_id"]: _source(c) for c in submission.get("cells", [])
+               if _meta(c).get("solution") and _meta(c).get("grade_id")}
+    sources = []
+    for cell in release.get("cells", []):
+        meta, tags = _meta(cell), (cell.get("metadata") or {}).get("tags", [])
+        if cell.get("cell_type") != "code" or meta.get("grade") or "no-score" in tags:
+            continue
+        if meta.get("solution"):
+            sources.append(answers.get(meta.get("grade_id"), ""))
+        else:
+            sources.append(_source(cell))
+    return sources
+
+
+def run_property(prop: Property, grade_id: str, worker, seed: int) -> PropertyResult:
+    rng = np.random.default_rng(seed)
+    try:
+        prop.check(worker, rng)
+    except (AssertionError, worker_client.WorkerError) as failure:
+        return PropertyResult(grade_id, prop.name, prop.points, 0.0, str(failure)[:500])
+    except Exception as error:                        # noqa: BLE001: a bad answer, not ours
+        return PropertyResult(grade_id, prop.name, prop.points, 0.0,
+                              f"{type(error).__name__}: {error}"[:500])
+    return PropertyResult(grade_id, prop.name, prop.points, prop.points)
+
+
+def score_notebook(submission: dict, release: dict, grader, limits=None,
+                   timeout: float = 60, seed: int | None = None) -> list[PropertyResult]:
+    """Every property of every graded cell, for one submission, in a worker of its own.
+    A worker that died is started again for the next graded cell."""
+    import sandbox
+    seed = secrets.randbits(32) if seed is None else seed
+    sources = scored_cells(submission, release)
+    results, worker = [], None
+    try:
+        for index, (grade_id, properties) in enumerate(grader.PROPERTIES.items()):
+            if worker is None or worker.dead:
+                if worker is not None:
+                    worker.close()
+                worker = worker_client.Worker(limits or sandbox.Limits(), timeout)
+                try:
+                    worker.load(sources)
+                except worker_client.WorkerError as error:
+                    results += [PropertyResult(grade_id, p.name, p.points, 0.0,
+                                               f"the answers could not be loaded: {error}")
+                                for p in properties]
+                    continue
+            results += [run_property(p, grade_id, worker, seed + 7919 * index + j)
+                        for j, p in enumerate(properties)]
+    finally:
+        if worker is not None:
+            worker.close()
+    return results
+
+
+def cell_points(results: list[PropertyResult]) -> dict[str, float]:
+    points: dict[str, float] = {}
+    for r in results:
+        points[r.grade_id] = points.get(r.grade_id, 0.0) + r.earned
+    return points
