@@ -58,6 +58,11 @@ c.LimitOutput.max_lines = 1000
 c.Grading.submission_timeout = 900                  # seconds
 c.Grading.max_notebook_bytes = 20 * 2**20
 c.Grading.max_cells = 2000
+# Trusted scoring (scoring.py): where graders/<assignment>.py exists, its properties, checked
+# outside the kernel, decide each graded cell's points; one call of student code may take
+# call_timeout seconds. Without a grader module nbgrader's hidden tests decide, as before.
+c.Grading.graders_dir = os.path.join(HERE, "graders")
+c.Grading.call_timeout = 60
 # The sandbox of the grading kernel (sandbox.py): address space per process and, where a
 # cgroup can be made, memory of all its processes with their tmpfs; the sizes of its only
 # writable places (working folder, /tmp, /dev/shm); processes at once.

@@ -85,3 +85,49 @@ def test_a_crash_costs_only_its_exercise(fixture_parts):
     assert points == {"test_add": 0.0, "test_mean_of": 2.0}
     points, _ = score(fixture_parts, answer("add", "def add(a, b):\n    while True:\n        pass\n"))
     assert points == {"test_add": 0.0, "test_mean_of": 2.0}
+
+
+AST_WRAP = '''import ast
+class _Wrap(ast.NodeTransformer):
+    def visit_Module(self, node):
+        handler = ast.ExceptHandler(type=ast.Name("BaseException", ast.Load()), name=None,
+                                    body=[ast.Pass()])
+        return ast.fix_missing_locations(ast.Module(
+            body=[ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[],
+                          finalbody=[])], type_ignores=[]))
+get_ipython().ast_transformers.append(_Wrap())
+def add(a, b):
+    return 0
+'''
+
+
+def test_autograde_scores_outside_the_kernel(tmp_path):
+    """With a grader module, the properties decide the gradebook's points: a kernel-level
+    trick that makes nbgrader's hidden tests pass earns nothing, partial answers earn their
+    properties, and the report lists each property."""
+    ok, why = sandbox_ready()
+    if not ok:
+        pytest.skip(f"no isolation here: {why}")
+    course_dir = make_course(tmp_path / "course", FIXTURE)
+    with open(course_dir / "nbgrader_config.py", "a") as f:
+        f.write(f"c.Grading.graders_dir = {str(HERE / 'fixtures' / 'graders')!r}\n")
+    course.generate(course_dir, FIXTURE)
+    master = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
+    release = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
+    submissions = {"t_master": master, "t_blank": release,
+                   "t_float": course.with_cell_replaced(master, "add",
+                                                        "def add(a, b):\n    return float(a + b)\n"),
+                   "t_ast_wrap": course.with_cell_replaced(master, "add", AST_WRAP)}
+    for student, notebook in submissions.items():
+        course.write_notebook(notebook, tmp_path / "in" / f"{student}.ipynb")
+    course.collect(course_dir, tmp_path / "in", FIXTURE)
+    results = {r.student: r for r in course.autograde(course_dir, FIXTURE, list(submissions),
+                                                      workers=2, echo=lambda *_: None)}
+    assert all(r.ok for r in results.values()), {s: r.reason for s, r in results.items()}
+    expected = {"t_master": 3, "t_blank": 0, "t_float": 2.25, "t_ast_wrap": 2}
+    assert {s: r.score for s, r in results.items()} == expected
+    with course.gradebook(course_dir) as gb:
+        assert gb.find_grade("test_add", FIXTURE, FIXTURE, "t_ast_wrap").auto_score == 0
+    report = (course_dir / "reports" / FIXTURE / "t_float.properties.txt").read_text()
+    assert "test_add: adds two integers exactly: 0/0.5 (add(" in report
+    assert any("scored outside the kernel: 4 of 6" in n for n in results["t_float"].notes)
