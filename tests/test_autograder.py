@@ -144,7 +144,8 @@ def batch(request, tmp_path_factory):
 
     collected = course.collect(course_dir, folder, assignment)
     assert sorted(collected) == sorted(submissions)
-    results = course.autograde(course_dir, assignment, echo=lambda *_: None)
+    # two at a time, as an instructor on a 2-core machine would (halves the suite's time)
+    results = course.autograde(course_dir, assignment, echo=lambda *_: None, workers=2)
     assert all(path.read_bytes() == data for path, data in originals.items()), "originals changed"
     return Batch(assignment, course_dir, results, submissions)
 
@@ -320,7 +321,7 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
              "e_always_equal": always_equal, "f_patched_abs": patched("abs"),
              "g_patched_allclose": patched_allclose, "h_patched_float": patched("float"),
              "i_float_override": float_override}
-    results = grade_edited(fixture_course, tmp_path / "broken", edits)
+    results = grade_edited(fixture_course, tmp_path / "broken", edits, workers=2)
 
     def scores(student):
         return fixture_scores(fixture_course, student)
