@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 COURSE_DIR = Path(__file__).resolve().parent
@@ -837,8 +837,9 @@ def _grade_one(course_dir: Path, assignment: str, student: str, settings: Gradin
         result = grade_student(course_dir, assignment, student, settings, isolated)  # again
     result.notes = notes + result.notes
     result.suspicious = tamper_report(course_dir, assignment, student)
-    if result.ok and trusted_grader(settings, assignment) is not None:
-        result.properties = trusted_scores(course_dir, assignment, student, settings)
+    grader = trusted_grader(settings, assignment) if result.ok else None
+    if grader is not None:
+        result.properties = trusted_scores(course_dir, assignment, student, grader, settings)
         passed = sum(1 for p in result.properties if p.earned == p.points)
         result.notes.append(f"scored outside the kernel: {passed} of "
                             f"{len(result.properties)} properties")
@@ -855,15 +856,15 @@ def trusted_grader(settings: GradingSettings, assignment: str):
     return scoring.load_grader(assignment, folder)
 
 
-def trusted_scores(course_dir: Path, assignment: str, student: str, settings: GradingSettings):
+def trusted_scores(course_dir: Path, assignment: str, student: str, grader,
+                   settings: GradingSettings):
     """Properties of the submission's answers, checked by the grader outside the kernel
     (scoring.py); also written to reports/<assignment>/<student>.properties.txt."""
     import safe_files
     import scoring
     [path] = sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb"))[:1]
     release = notebook_json(Path(course_dir) / "release" / assignment / path.name)
-    results = scoring.score_notebook(notebook_json(path), release,
-                                     trusted_grader(settings, assignment), settings.limits,
+    results = scoring.score_notebook(notebook_json(path), release, grader, settings.limits,
                                      settings.call_timeout)
     lines = [f"{r.grade_id}: {r.name}: {r.earned:g}/{r.points:g}"
              + (f" ({r.message})" if r.message else "") for r in results]
@@ -911,8 +912,7 @@ def autograde(course_dir: Path, assignment: str, students: list[str] | None = No
     ensure_in_gradebook(course_dir, assignment)
     settings = grading_settings(course_dir)
     if timeout is not None:
-        settings = GradingSettings(timeout, settings.intake, settings.limits,
-                                   settings.graders_dir, settings.call_timeout)
+        settings = replace(settings, timeout=timeout)
     students = students or submitted_students(course_dir, assignment)
     bad_ids = {s: safe_files.student_id_problem(s) for s in students}
     students = [s for s in students if not bad_ids[s]]
