@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 ## The main job: run every master notebook in fast mode, then autograde the
 ## reference submissions and print the grades and where the outputs are.
 demo: setup notebooks
-	$(PY) autograder/course.py demo
+	$(PY) -m autograder demo
 	@echo "executed notebooks (fast mode): $(CURDIR)/$(BUILD)/executed/"
 
 ## Execute every master notebook end to end in fast mode into build/executed/.
@@ -34,7 +34,7 @@ notebooks: setup
 
 ## Regenerate the student notebooks in notebooks/ from the masters.
 release: setup
-	$(PY) autograder/course.py release --all
+	$(PY) -m autograder release --all
 
 ## The whole test suite: unit tests, notebook sync, autograder end to end, and
 ## every master notebook executed by nbval in fast mode.

@@ -271,7 +271,7 @@ def folder_submissions(folder: Path) -> tuple[list[tuple[str, Path]], list[tuple
     """((student, notebook) pairs, skipped) of a folder: '<student>.ipynb' or
     '<student>/<any>.ipynb'. Links, special files, deeper paths, unusable ids and
     students with several notebooks are skipped with a reason."""
-    import safe_files
+    from . import safe_files
     pairs, skipped = [], []
     for path in sorted(Path(folder).rglob("*.ipynb")):
         relative = path.relative_to(folder)
@@ -302,7 +302,7 @@ def store_submission(course_dir: Path, student: str, assignment: str, notebook: 
                      data: bytes) -> Path:
     """Write one submitted notebook to submitted/<student>/<assignment>/<notebook>, through
     real folders only, replacing what was collected for that student before."""
-    import safe_files
+    from . import safe_files
     submitted = Path(course_dir) / "submitted"
     folder = submitted / student / assignment
     problems = safe_files.tree_problems(submitted, Path(student))
@@ -319,7 +319,7 @@ def store_submission(course_dir: Path, student: str, assignment: str, notebook: 
 def collect_folder(course_dir: Path, folder: Path, assignment: str) -> Collected:
     """Copy a folder of submissions into submitted/<student>/<assignment>/<notebook>.ipynb
     (the originals are never modified); what cannot be taken is skipped and listed."""
-    import safe_files
+    from . import safe_files
     notebooks = released_notebook_names(course_dir, assignment)
     if len(notebooks) != 1:
         raise CourseError(f"{assignment} has {len(notebooks)} notebooks: collect them with zip_collect")
@@ -354,7 +354,7 @@ def check_archive(archive: Path, limits) -> None:
 
 
 def tree_links(folder: Path) -> list[str]:
-    import safe_files
+    from . import safe_files
     return safe_files.tree_problems(folder.parent, folder.name) if folder.exists() else []
 
 
@@ -362,7 +362,7 @@ def collect_zip(course_dir: Path, archive: Path, assignment: str) -> Collected:
     """nbgrader zip_collect on an LMS download ('<student>_<anything>.ipynb' inside); the
     extraction (lms_collector.SafeExtractor) takes only notebooks within the limits and
     the collector only usable student ids: everything else is skipped and listed."""
-    import lms_collector
+    from . import lms_collector
     released_notebook_names(course_dir, assignment)  # the collector maps names onto these
     check_archive(archive, lms_collector.SafeExtractor(config=load_config(course_dir)))
     links = tree_links(Path(course_dir) / "submitted")
@@ -493,7 +493,7 @@ def sandbox_mode() -> str:
 
 def isolation(course_dir: Path) -> tuple[bool, str]:
     """(isolated, why not): whether grading kernels run under bubblewrap."""
-    import sandbox
+    from . import sandbox
     mode = sandbox_mode()
     if mode == "off":
         return False, "COURSE_SANDBOX=off"
@@ -511,7 +511,7 @@ def sandboxed_command(command: list[str], env: dict, spec_root: Path,
     course_utils); it writes only into tmpfs folders of its own; its sockets are linked
     into ``spec_root/runtime``, a folder of the grader's that the kernel never sees.
     """
-    import sandbox
+    from . import sandbox
     sandbox.write_kernelspec(spec_root)
     runtime = Path(spec_root) / "runtime"        # connection file, socket links, state
     runtime.mkdir(parents=True, exist_ok=True)
@@ -525,7 +525,7 @@ def sandboxed_command(command: list[str], env: dict, spec_root: Path,
 
 def sandbox_cleanup(runtime: Path) -> list[str]:
     """Kill whatever a submission's sandboxes left running; what had to be done, in words."""
-    import sandbox
+    from . import sandbox
     return sandbox.cleanup_all(runtime)
 
 
@@ -540,8 +540,8 @@ class GradingSettings:
 
 
 def grading_settings(course_dir: Path) -> GradingSettings:
-    import intake
-    import sandbox
+    from . import intake
+    from . import sandbox
     config = load_config(course_dir)
     grading, box = config.get("Grading", {}), config.get("Sandbox", {})
     defaults = sandbox.Limits()
@@ -558,7 +558,7 @@ def grading_settings(course_dir: Path) -> GradingSettings:
 def grade_student(course_dir: Path, assignment: str, student: str,
                   settings: GradingSettings, isolated: bool | None = None) -> GradeResult:
     """Autograde one submission in a child process; never raises for a bad submission."""
-    import safe_files
+    from . import safe_files
     log_file = Path(course_dir) / "reports" / assignment / f"{student}.log"
     if isolated is None:
         isolated = isolation(course_dir)[0]
@@ -683,7 +683,7 @@ def write_report(course_dir: Path, assignment: str, results: list[GradeResult],
                  changes: dict[str, str] | None = None) -> Path:
     """reports/<assignment>/autograde.csv: one row per student, updated by each run; the
     'gradebook' column says, for every row, what changed in the gradebook since grading."""
-    import safe_files
+    from . import safe_files
     report = Path(course_dir) / "reports" / assignment / "autograde.csv"
     rows = {}
     try:
@@ -706,8 +706,8 @@ def write_report(course_dir: Path, assignment: str, results: list[GradeResult],
 def tamper_report(course_dir: Path, assignment: str, student: str) -> list[str]:
     """Suspicious patterns in the student's answer cells (tamper.py), also written to
     reports/<assignment>/<student>.tamper.txt; an empty list when there are none."""
-    import safe_files
-    import tamper
+    from . import safe_files
+    from . import tamper
     masters = master_notebooks(course_dir, assignment)
     master = notebook_json(masters[0]) if masters else None
     findings = []
@@ -734,7 +734,7 @@ def state_file(course_dir: Path, assignment: str) -> Path:
 
 def load_state(course_dir: Path, assignment: str) -> dict:
     """student -> {"digest", "score", "max_score", "cells"} of their last successful grading."""
-    import safe_files
+    from . import safe_files
     try:
         state = json.loads(safe_files.read_regular(state_file(course_dir, assignment), 64 * 2**20))
     except (OSError, ValueError, safe_files.UnsafePath):
@@ -743,7 +743,7 @@ def load_state(course_dir: Path, assignment: str) -> dict:
 
 
 def save_state(course_dir: Path, assignment: str, state: dict) -> None:
-    import safe_files
+    from . import safe_files
     path = state_file(course_dir, assignment)
     tmp = path.with_suffix(".tmp")
     safe_files.write_text(tmp, json.dumps(state, indent=1, sort_keys=True), course_dir)
@@ -783,7 +783,7 @@ def unsafe_places(course_dir: Path, assignment: str, student: str,
                   max_bytes: int) -> list[str]:
     """What nbgrader would write, chmod or copy through for this student: links, special
     files or too much data in submitted/, autograded/ or feedback/ (safe_files.py)."""
-    import safe_files
+    from . import safe_files
     problems = []
     for top in ("submitted", "autograded", "feedback"):
         problems += safe_files.tree_problems(course_dir, Path(top) / student,
@@ -797,9 +797,9 @@ def take_in(course_dir: Path, assignment: str, student: str,
     """Check each submitted notebook (intake.py) and write it back normalised, with its
     lost metadata restored (repair.py); raises intake.Rejected with the reason. Returns
     what was done and which locked cells the student edited."""
-    import intake
-    import repair
-    import safe_files
+    from . import intake
+    from . import repair
+    from . import safe_files
     notes = []
     folder = Path(course_dir) / "submitted" / student / assignment
     for path in sorted(folder.glob("*.ipynb")):
@@ -817,7 +817,7 @@ def take_in(course_dir: Path, assignment: str, student: str,
 
 def _grade_one(course_dir: Path, assignment: str, student: str, settings: GradingSettings,
                isolated: bool) -> GradeResult:
-    import intake
+    from . import intake
     if not (Path(course_dir) / "submitted" / student / assignment).is_dir():
         return GradeResult(assignment, student, ok=False, reason="no submission collected")
     unsafe = unsafe_places(course_dir, assignment, student, 4 * settings.intake.max_bytes)
@@ -849,7 +849,7 @@ def _grade_one(course_dir: Path, assignment: str, student: str, settings: Gradin
 def trusted_grader(settings: GradingSettings, assignment: str):
     """The assignment's grader module (graders/<assignment>.py), or None: then nbgrader's
     hidden tests in the kernel decide, as before."""
-    import scoring
+    from . import scoring
     folder = settings.graders_dir
     if folder is None or not (Path(folder) / f"{assignment}.py").is_file():
         return None
@@ -860,8 +860,8 @@ def trusted_scores(course_dir: Path, assignment: str, student: str, grader,
                    settings: GradingSettings):
     """Properties of the submission's answers, checked by the grader outside the kernel
     (scoring.py); also written to reports/<assignment>/<student>.properties.txt."""
-    import safe_files
-    import scoring
+    from . import safe_files
+    from . import scoring
     [path] = sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb"))[:1]
     release = notebook_json(Path(course_dir) / "release" / assignment / path.name)
     results = scoring.score_notebook(notebook_json(path), release, grader, settings.limits,
@@ -875,7 +875,7 @@ def trusted_scores(course_dir: Path, assignment: str, student: str, grader,
 
 def apply_trusted_scores(course_dir: Path, results: list[GradeResult]) -> None:
     """Write the trusted scores into the gradebook: the auto score of each graded cell."""
-    import scoring
+    from . import scoring
     with gradebook(course_dir) as gb:
         for result in results:
             if not (result.ok and result.properties):
@@ -908,7 +908,7 @@ def autograde(course_dir: Path, assignment: str, students: list[str] | None = No
     interruption); its earlier score stays in the gradebook. ``timeout``: seconds per
     submission (default: c.Grading.submission_timeout).
     """
-    import safe_files
+    from . import safe_files
     ensure_in_gradebook(course_dir, assignment)
     settings = grading_settings(course_dir)
     if timeout is not None:
@@ -988,7 +988,7 @@ def feedback_refusals(course_dir: Path, assignment: str) -> tuple[list[str], dic
     """(students whose feedback can be made, student -> why not): generate_feedback copies
     autograded/<student>/ into feedback/<student>/, so both must hold only plain files of
     a bounded size, inside real folders."""
-    import safe_files
+    from . import safe_files
     max_bytes = 4 * grading_settings(course_dir).intake.max_bytes
     graded = Path(course_dir) / "autograded"
     if graded.is_symlink():
@@ -1025,7 +1025,7 @@ def feedback(course_dir: Path, assignment: str) -> tuple[Path, dict[str, str]]:
 def export(course_dir: Path, to: Path) -> Path:
     """nbgrader's CSV export: one row per student and assignment, every cell that a
     spreadsheet would run as a formula written as text."""
-    import safe_files
+    from . import safe_files
     from nbgrader.plugins import CsvExportPlugin
     config = load_config(course_dir)
     plugin = CsvExportPlugin(config=config)

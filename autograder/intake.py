@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import safe_files
+from . import safe_files
 
 CELL_TYPES = {"code", "markdown", "raw"}
 

@@ -22,7 +22,10 @@ from traitlets import Integer
 
 from nbgrader.plugins import ExtractorPlugin, FileNameCollectorPlugin
 
-import safe_files
+if __package__:            # imported as part of the grader package
+    from . import safe_files
+else:                      # loaded by nbgrader from the course folder (nbgrader_config.py)
+    import safe_files
 
 
 class SafeExtractor(ExtractorPlugin):

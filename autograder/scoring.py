@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-import worker_client
+from . import worker_client
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
 
@@ -94,7 +94,7 @@ def score_notebook(submission: dict, release: dict, grader, limits=None,
                    timeout: float = 60, seed: int | None = None) -> list[PropertyResult]:
     """Every property of every graded cell, for one submission, in a worker of its own.
     A worker that died is started again for the next graded cell."""
-    import sandbox
+    from . import sandbox
     seed = secrets.randbits(32) if seed is None else seed
     sources = scored_cells(submission, release)
     results, worker = [], None

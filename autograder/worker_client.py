@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import channel
-import sandbox
+from . import channel
+from . import sandbox
 
 HERE = Path(__file__).resolve().parent
 INSIDE = "/opt/scorer"                       # where the two files are mounted read-only
@@ -100,16 +100,45 @@ class Worker:
             raise WorkerError("the worker answered the load with something else")
         return errors
 
-    def call(self, name: str, *args, as_torch: bool = False, timeout: float | None = None,
-             **kwargs):
-        """The value ``name(*args, **kwargs)`` returned in the worker, as data."""
-        reply = self._exchange({"call": name, "args": list(args), "kwargs": kwargs,
-                                "torch": as_torch}, timeout)
+    def _value(self, message: dict, timeout: float | None = None):
+        reply = self._exchange(message, timeout)
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
             raise WorkerError("the worker's answer is not a reply")
         if not reply["ok"]:
             raise WorkerError(str(reply.get("error"))[:2000])
         return reply.get("value")
+
+    def call(self, name: str, *args, on: str | None = None, keep: str | None = None,
+             as_torch: bool = False, timeout: float | None = None, **kwargs):
+        """The value ``name(*args, **kwargs)`` returned in the worker, as data. With ``on``,
+        ``name`` is a method of the object kept under that name ("" calls the object);
+        with ``keep``, the result stays in the worker under that name and the value is its
+        type. ``Worker.ref(name)`` passes a kept object as an argument."""
+        return self._value({"call": name, "args": list(args), "kwargs": kwargs,
+                            "torch": as_torch, "on": on, "keep": keep}, timeout)
+
+    @staticmethod
+    def ref(name: str) -> dict:
+        return {"$handle": name}
+
+    def get(self, on: str, attribute: str):
+        """An attribute (dotted; digits index) of a kept object, as data."""
+        return self._value({"get": attribute, "on": on})
+
+    def state(self, on: str, grads: bool = False) -> dict:
+        """A kept module's ``parameters``, ``buffers`` (and ``grads``) by name as arrays,
+        ``training`` and its ``modules`` as [name, type] pairs."""
+        value = self._value({"state": on, "grads": grads})
+        if not isinstance(value, dict):
+            raise WorkerError("the state is not a dict")
+        return value
+
+    def describe(self, on: str):
+        """A kept object's type and data attributes, nested (for transforms)."""
+        return self._value({"describe": on})
+
+    def drop(self, on: str) -> None:
+        self._value({"drop": on})
 
     def close(self) -> list[str]:
         process = self.started.process

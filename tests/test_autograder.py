@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "autograder"))
-import course  # noqa: E402
+from autograder import course  # noqa: E402
 
 FIXTURE_SOURCE = REPO / "tests" / "fixtures"
 FIXTURE = "00_fixture"
@@ -451,7 +450,7 @@ def test_parallel_workers_and_resume(fixture_course, tmp_path):
 
 
 def sandbox_ready():
-    import sandbox
+    from autograder import sandbox
     ok, why = sandbox.available()
     if not ok and os.environ.get("CI"):
         pytest.fail(f"CI must test the isolated kernel, but {why}")

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autograder"))
-import channel  # noqa: E402
+from autograder import channel  # noqa: E402
 
 U64 = struct.Struct(">Q")
 

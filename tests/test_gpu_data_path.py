@@ -13,8 +13,7 @@ import pytest
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "autograder"))
-import course  # noqa: E402
+from autograder import course  # noqa: E402
 
 PROBE = """
 _loader = make_loader() if "{assignment}".startswith("04") else loader

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autograder"))
-import bounded_execute  # noqa: E402
-import intake  # noqa: E402
-import safe_files  # noqa: E402
+from autograder import bounded_execute  # noqa: E402
+from autograder import intake  # noqa: E402
+from autograder import safe_files  # noqa: E402
 
 
 @pytest.mark.parametrize("student", ["..", "a/b", "=1+2", "+cmd", "-x", "@x", "with space",

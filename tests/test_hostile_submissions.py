@@ -25,9 +25,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "autograder"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import course  # noqa: E402
+from autograder import course  # noqa: E402
 from test_autograder import FIXTURE, appended_to_add, cell, make_course, sandbox_ready  # noqa: E402
 
 pytestmark = pytest.mark.notebook

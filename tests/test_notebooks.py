@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "autograder"))
-import course  # noqa: E402
+from autograder import course  # noqa: E402
 
 FIXTURE_SOURCE = REPO / "tests" / "fixtures"
 FIXTURE = "00_fixture"
@@ -64,7 +63,7 @@ def fixture_release(tmp_path_factory):
 def test_student_notebooks_are_in_sync_with_masters():
     problems = course.check_release(course.COURSE_DIR, course.NOTEBOOKS_DIR)
     assert not problems, ("\n".join(problems)
-                          + "\nRegenerate with: .venv/bin/python autograder/course.py release --all")
+                          + "\nRegenerate with: .venv/bin/python -m autograder release --all")
 
 
 def test_check_release_catches_a_stale_notebook(fixture_release, tmp_path, capsys):

@@ -3,8 +3,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "autograder"))
-import repair  # noqa: E402
+from autograder import repair  # noqa: E402
 
 
 def md(source, **nb):

@@ -5,8 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autograder"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_autograder import sandbox_ready  # noqa: E402
 
 pytestmark = pytest.mark.notebook
@@ -21,7 +19,7 @@ def worker():
     ok, why = sandbox_ready()
     if not ok:
         pytest.skip(f"no isolation here: {why}")
-    import worker_client
+    from autograder import worker_client
     with worker_client.Worker(timeout=30) as w:
         yield w
     import os
@@ -40,7 +38,7 @@ def test_calls_return_data(worker):
 
 
 def test_a_failing_call_fails_alone(worker):
-    import worker_client
+    from autograder import worker_client
     worker.load(ANSWERS + ["def broken():\n    raise ValueError('nope')\n", "1/0\n"])
     with pytest.raises(worker_client.WorkerError, match="nope"):
         worker.call("broken")
@@ -65,10 +63,53 @@ def test_load_reports_cell_errors(worker):
      "            pass\n    return 1\n", "header"),
 ])
 def test_crash_hang_and_forged_bytes_end_the_worker(worker, code, words):
-    import worker_client
+    from autograder import worker_client
     worker.load([code])
     name = code.split("def ")[1].split("(")[0]
     with pytest.raises(worker_client.WorkerError, match=words):
         worker.call(name, timeout=3)
     with pytest.raises(worker_client.WorkerError, match="stopped earlier"):
         worker.call(name)
+
+
+OBJECTS = ["import torch\nfrom torch import nn\n"
+           "class Head(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+           "        self.fc = nn.Linear(d, 2)\n        self.register_buffer('count', torch.zeros(()))\n"
+           "    def forward(self, x):\n        self.count += 1\n        return self.fc(x)\n",
+           "from torchvision import transforms as T\n"
+           "def make_t():\n    return T.Compose([T.RandomResizedCrop(8, scale=(0.2, 1.0)), T.ToTensor()])\n"]
+
+
+def test_kept_objects_methods_state_and_description(worker):
+    from autograder import worker_client
+    assert worker.load(OBJECTS) == []
+    assert worker.call("Head", 3, keep="head")["type"].endswith("Head")
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    out = worker.call("", x, on="head", as_torch=True)
+    state = worker.state("head")
+    w, b = state["parameters"]["fc.weight"], state["parameters"]["fc.bias"]
+    assert np.allclose(out, x @ w.T + b, atol=1e-6)
+    assert state["buffers"]["count"] == 1 and state["training"] is True
+    assert ["fc", "torch.nn.modules.linear.Linear"] in state["modules"]
+    worker.call("eval", on="head", keep="head")           # eval() returns the module
+    assert worker.get("head", "training") is False
+    assert worker.get("head", "fc.out_features") == 2
+    # the grader builds its own inputs in the worker (an importable name)
+    worker.call("torch.nn.Linear", 3, 2, keep="other")
+    worker.call("load_state_dict", {"weight": np.zeros((2, 3), np.float32),
+                                    "bias": np.ones(2, np.float32)}, on="other", as_torch=True)
+    assert np.array_equal(worker.call("", x, on="other", as_torch=True), np.ones((4, 2)))
+
+    # a transform's steps, read as data
+    worker.call("make_t", keep="t")
+    steps = worker.describe("t")["attributes"]["transforms"]
+    assert steps[0]["type"].endswith("RandomResizedCrop")
+    assert steps[0]["attributes"]["scale"] == [0.2, 1.0]
+    image = worker.call("PIL.Image.fromarray", np.zeros((10, 12, 3), np.uint8), keep="img")
+    assert image["type"].startswith("PIL.")
+    assert worker.call("", worker.ref("img"), on="t").shape == (3, 8, 8)
+    worker.drop("img")
+    with pytest.raises(worker_client.WorkerError, match="nothing is kept"):
+        worker.call("", worker.ref("img"), on="t")
+    with pytest.raises(worker_client.WorkerError, match="not defined"):
+        worker.call("no_such_module_here.f")

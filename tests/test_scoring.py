@@ -6,9 +6,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "autograder"))
-sys.path.insert(0, str(HERE))
-import course  # noqa: E402
+from autograder import course  # noqa: E402
 from test_autograder import FIXTURE, cell, make_course, sandbox_ready  # noqa: E402
 
 pytestmark = pytest.mark.notebook
@@ -20,7 +18,7 @@ def fixture_parts(tmp_path_factory):
     ok, why = sandbox_ready()
     if not ok:
         pytest.skip(f"no isolation here: {why}")
-    import scoring
+    from autograder import scoring
     course_dir = make_course(tmp_path_factory.mktemp("scoring") / "course", FIXTURE)
     course.generate(course_dir, FIXTURE, database=False)
     master = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
@@ -29,7 +27,7 @@ def fixture_parts(tmp_path_factory):
 
 
 def score(parts, edit=None, seed=None):
-    import scoring
+    from autograder import scoring
     master, release, grader = parts
     notebook = json.loads(json.dumps(master))
     if edit:
@@ -51,7 +49,7 @@ def test_the_master_earns_every_property_on_fresh_inputs(fixture_parts):
 
 
 def test_the_blank_release_earns_nothing(fixture_parts):
-    import scoring
+    from autograder import scoring
     _, release, grader = fixture_parts
     points = scoring.cell_points(scoring.score_notebook(release, release, grader, timeout=10))
     assert points == {"test_add": 0.0, "test_mean_of": 0.0}
