@@ -38,7 +38,7 @@ from pathlib import Path
 COURSE_DIR = Path(__file__).resolve().parent
 REPO_DIR = COURSE_DIR.parent
 NOTEBOOKS_DIR = REPO_DIR / "notebooks"
-WRONG_VARIANTS_DIR = REPO_DIR / "tests" / "submissions"
+WRONG_VARIANTS_DIR = COURSE_DIR / "demo_submissions"
 # what a copy of the course needs (the config imports the plugins, the plugins safe_files)
 COURSE_FILES = ("nbgrader_config.py", "lms_collector.py", "bounded_execute.py", "safe_files.py")
 
@@ -1040,7 +1040,7 @@ def export(course_dir: Path, to: Path) -> Path:
 # --------------------------------------------------------------------------------------
 
 def wrong_variants(assignment: str, folder: Path = WRONG_VARIANTS_DIR) -> dict[str, str]:
-    """grade_id of a solution cell -> wrong source, from tests/submissions/<assignment>.py."""
+    """grade_id of a solution cell -> wrong source, from autograder/demo_submissions/<assignment>.py."""
     path = Path(folder) / f"{assignment}.py"
     if not path.exists():
         raise CourseError(f"{path} is missing: every assignment needs its wrong variants")
@@ -1049,7 +1049,7 @@ def wrong_variants(assignment: str, folder: Path = WRONG_VARIANTS_DIR) -> dict[s
 
 def written_differently(assignment: str, folder: Path = WRONG_VARIANTS_DIR) -> dict[str, str]:
     """grade_id -> a correct answer written differently from the master (its own algorithm
-    and names), from the ``CORRECT`` dict of tests/submissions/<assignment>.py."""
+    and names), from the ``CORRECT`` dict of autograder/demo_submissions/<assignment>.py."""
     return runpy.run_path(str(Path(folder) / f"{assignment}.py")).get("CORRECT", {})
 
 

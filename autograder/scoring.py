@@ -60,20 +60,23 @@ def _source(cell: dict) -> str:
     return source if isinstance(source, str) else "".join(source)
 
 
+SETUP_TAG = "scorer-setup"
+
+
 def scored_cells(submission: dict, release: dict) -> list[str]:
-    """The code the worker runs: the release's set-up cells (never the student's copy of
-    them) and the submission's answer cells, in the release's order. Tests, and cells
-    tagged ``no-score`` (training), are left out."""
+    """The code the worker runs, in the release's order: the release's code cells tagged
+    ``scorer-setup`` (imports and settings; never the student's copy of them, never a
+    training cell) and the submission's answer cells, matched by grade_id."""
     answers = {_meta(c)["grade_id"]: _source(c) for c in submission.get("cells", [])
                if _meta(c).get("solution") and _meta(c).get("grade_id")}
     sources = []
     for cell in release.get("cells", []):
         meta, tags = _meta(cell), (cell.get("metadata") or {}).get("tags", [])
-        if cell.get("cell_type") != "code" or meta.get("grade") or "no-score" in tags:
+        if cell.get("cell_type") != "code" or meta.get("grade"):
             continue
         if meta.get("solution"):
             sources.append(answers.get(meta.get("grade_id"), ""))
-        else:
+        elif SETUP_TAG in tags:
             sources.append(_source(cell))
     return sources
 

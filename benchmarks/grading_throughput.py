@@ -2,7 +2,7 @@
 workers, side by side on this machine; seconds per submission and the ratio.
 
 The submissions are copies of the master, the blank release and the wrong variants of
-tests/submissions/ in turn, collected into a fresh course copy for each run. Usage:
+autograder/demo_submissions/ in turn, collected into a fresh course copy for each run. Usage:
 
     .venv/bin/python benchmarks/grading_throughput.py --assignment 01_simclr_ntxent -n 50 --workers 2
 

@@ -3,7 +3,7 @@
 For every assignment in autograder/source/ (and the tiny fixture assignment in
 tests/fixtures/), one batch grades: the master as a submission (full marks), the
 unmodified release (0 on every exercise), one submission per wrong variant in
-tests/submissions/<assignment>.py (exactly that exercise's points lost) and one with a
+autograder/demo_submissions/<assignment>.py (exactly that exercise's points lost) and one with a
 duplicated graded cell (fails, and the batch goes on). Then the grades CSV is checked.
 """
 import csv
@@ -175,7 +175,7 @@ def test_correct_answers_written_differently_get_full_marks(batch):
     solutions = {c["metadata"]["nbgrader"]["grade_id"] for c in course.notebook_json(
         course.master_notebooks(batch.course_dir, batch.assignment)[0])["cells"]
         if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
-    assert set(correct) == solutions, f"tests/submissions/{batch.assignment}.py: CORRECT " \
+    assert set(correct) == solutions, f"autograder/demo_submissions/{batch.assignment}.py: CORRECT " \
         f"lacks {sorted(solutions - set(correct))}"
     result = batch.results["written_differently"]
     assert result.ok, result.reason
@@ -196,7 +196,7 @@ def test_blank_release_gets_zero_everywhere(batch):
 
 def test_one_wrong_exercise_loses_exactly_its_points(batch):
     wrong = course.wrong_variants(batch.assignment)
-    assert wrong, f"tests/submissions/{batch.assignment}.py has no wrong variants"
+    assert wrong, f"autograder/demo_submissions/{batch.assignment}.py has no wrong variants"
     for grade_id in wrong:
         test_id = f"test_{grade_id}"
         expected = dict(batch.points, **{test_id: 0})

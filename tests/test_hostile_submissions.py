@@ -261,7 +261,7 @@ def probe_paths(course_dir: Path) -> str:
     """Direct paths: the canary, the masters, this repository, the grader's HOME,
     the environment; then every file name under / (but /proc, /sys)."""
     targets = [str(course_dir / "source" / CANARY_FILE), str(course_dir / "source"),
-               str(REPO / "autograder" / "source"), str(REPO / "tests" / "submissions"),
+               str(REPO / "autograder" / "source"), str(REPO / "autograder" / "demo_submissions"),
                str(REPO), os.path.expanduser("~"), str(course_dir / "submitted"), "/root"]
     return f"""
 import os, json

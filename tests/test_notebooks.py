@@ -139,7 +139,7 @@ def test_master_nbgrader_metadata(master):
 
 @pytest.mark.parametrize("master", MASTERS_AND_FIXTURE, ids=name)
 def test_every_assignment_has_wrong_variants(master):
-    """tests/submissions/<assignment>.py: wrong code for solution cells of the master."""
+    """autograder/demo_submissions/<assignment>.py: wrong code for solution cells of the master."""
     wrong = course.wrong_variants(name(master))
     cells = {nbgrader(c).get("grade_id"): c for c in course.notebook_json(master)["cells"]
              if nbgrader(c).get("solution")}

@@ -26,9 +26,12 @@ class CheckFailure(AssertionError):
     """A visible check found a problem; the message says which and how to fix it."""
 
 
+GRADING_NOTE = "visible check only: grading tests more, on inputs drawn when it runs"
+
+
 def passed(what: str, detail: str = "") -> None:
-    """Print the one success line of a check."""
-    print(f"[ok] {what}" + (f": {detail}" if detail else ""))
+    """Print the one success line of a check, and that it is not the grade."""
+    print(f"[ok] {what}" + (f": {detail}" if detail else "") + f" ({GRADING_NOTE})")
 
 
 def fail(message: str) -> NoReturn:
