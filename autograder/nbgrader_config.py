@@ -1,11 +1,11 @@
 """nbgrader configuration of the course: the course directory is the folder of this file.
 
 Read by the `nbgrader` command when it runs in this folder, and loaded explicitly by
-`course.py` (nbgrader's Python API does not read it by itself).
+`python -m autograder` (nbgrader's Python API does not read it by itself).
 
     source/<assignment>/<notebook>.ipynb     masters (solutions, hidden tests)
     release/<assignment>/                    student versions (generate_assignment)
-    submitted/<student>/<assignment>/        collected submissions (course.py collect)
+    submitted/<student>/<assignment>/        collected submissions (python -m autograder collect)
     autograded/, feedback/                   nbgrader's output
     gradebook.db                             the grades (sqlite)
 """
@@ -53,7 +53,7 @@ c.BoundedExecute.max_cell_bytes = 2_000_000
 c.BoundedExecute.max_notebook_bytes = 8_000_000
 c.BoundedExecute.max_message_bytes = 256 * 2**20
 c.LimitOutput.max_lines = 1000
-# One submission (course.py autograde): the time for all of it, the notebook file's size
+# One submission (python -m autograder autograde): the time for all of it, the notebook file's size
 # and cell count (a larger one fails with its reason, the batch goes on).
 c.Grading.submission_timeout = 900                  # seconds
 c.Grading.max_notebook_bytes = 20 * 2**20

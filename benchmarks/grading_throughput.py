@@ -24,15 +24,26 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
-# --tree: grade with another checkout's autograder (set before course is imported)
-TREE = Path(sys.argv[sys.argv.index("--tree") + 1]) if "--tree" in sys.argv else ROOT
-sys.path.insert(0, str(TREE / "autograder"))
-import course  # noqa: E402
 
 
-def make_submissions(course_dir: Path, assignment: str, folder: Path, n: int) -> None:
+def load_kit():
+    """The grader of the checkout a ``--one`` run was started for (on its PYTHONPATH): the
+    package layout (``python -m autograder``) or the older single ``course.py``."""
+    try:
+        from autograder import collect, course, demo, grading, release
+    except ImportError:
+        import course
+        return course
+    return SimpleNamespace(COURSE_DIR=course.COURSE_DIR, copy_course=release.copy_course,
+                           generate=release.generate, collect=collect.collect,
+                           autograde=grading.autograde, wrong_variants=demo.wrong_variants,
+                           reference_submissions=demo.reference_submissions)
+
+
+def make_submissions(course, course_dir: Path, assignment: str, folder: Path, n: int) -> None:
     kinds = course.reference_submissions(course_dir, assignment, folder / "kinds",
                                          course.wrong_variants(assignment))
     paths = list(kinds.values())
@@ -42,11 +53,12 @@ def make_submissions(course_dir: Path, assignment: str, folder: Path, n: int) ->
 
 
 def run(assignment: str, n: int, workers: int, work: Path) -> float:
+    course = load_kit()
     course_dir = course.copy_course(course.COURSE_DIR, work / f"course_w{workers}")
     course.generate(course_dir, assignment)
     folder = work / f"subs_w{workers}"
     folder.mkdir()
-    make_submissions(course_dir, assignment, folder, n)
+    make_submissions(course, course_dir, assignment, folder, n)
     course.collect(course_dir, folder, assignment)
     start = time.perf_counter()
     results = course.autograde(course_dir, assignment, workers=workers, echo=lambda *_: None)
@@ -62,7 +74,10 @@ def one_run(tree: Path, assignment: str, n: int, workers: int) -> dict:
     """run() in a fresh process that grades with the kit of ``tree``."""
     command = [sys.executable, __file__, "--tree", str(tree), "--one", "--assignment", assignment,
                "-n", str(n), "--workers", str(workers)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    paths = [str(tree), str(tree / "autograder")]          # the package, or the old course.py
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env,
+                         cwd=tree).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -103,7 +118,8 @@ def main():
     p.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    assignments = args.assignment or course.source_assignments(course.COURSE_DIR)
+    assignments = args.assignment or sorted(
+        d.name for d in (ROOT / "autograder" / "source").iterdir() if any(d.glob("*.ipynb")))
     if args.one:
         with tempfile.TemporaryDirectory() as tmp:
             seconds = run(assignments[0], args.n, args.workers, Path(tmp))
@@ -113,9 +129,8 @@ def main():
         if args.compare:
             compare(assignment, args.n, args.workers, args.compare)
             continue
-        with tempfile.TemporaryDirectory() as tmp:
-            serial = run(assignment, args.n, 1, Path(tmp))
-            parallel = run(assignment, args.n, args.workers, Path(tmp))
+        serial = one_run(ROOT, assignment, args.n, 1)["seconds"]
+        parallel = one_run(ROOT, assignment, args.n, args.workers)["seconds"]
             print(f"{assignment}: serial / parallel = {serial / parallel:.2f}x", flush=True)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-from autograder import course  # noqa: E402
+from autograder import cli, collect, course, demo, grading, release, reports  # noqa: E402
 
 FIXTURE_SOURCE = REPO / "tests" / "fixtures"
 FIXTURE = "00_fixture"
@@ -117,7 +117,7 @@ class Batch:
 
     def scores(self, student):
         return {grade_id: score for grade_id, (score, _) in
-                course.exercise_scores(self.course_dir, self.assignment, student).items()}
+                reports.exercise_scores(self.course_dir, self.assignment, student).items()}
 
 
 @pytest.fixture(scope="module", params=COURSE_ASSIGNMENTS + [FIXTURE])
@@ -125,12 +125,12 @@ def batch(request, tmp_path_factory):
     assignment = request.param
     work = tmp_path_factory.mktemp(f"grade-{assignment}")
     course_dir = make_course(work / "course", assignment)
-    course.generate(course_dir, assignment)
+    release.generate(course_dir, assignment)
 
     folder = work / "submissions"
-    wrong = course.wrong_variants(assignment)
-    submissions = course.reference_submissions(course_dir, assignment, folder, wrong,
-                                               course.written_differently(assignment))
+    wrong = demo.wrong_variants(assignment)
+    submissions = demo.reference_submissions(course_dir, assignment, folder, wrong,
+                                               demo.written_differently(assignment))
     master = course.notebook_json(course.master_notebooks(course_dir, assignment)[0])
     submissions["duplicated_cell"] = course.write_notebook(
         with_duplicated_test_cell(master), folder / "duplicated_cell.ipynb")
@@ -141,10 +141,10 @@ def batch(request, tmp_path_factory):
             with_patched_allclose(master), folder / "patched_allclose.ipynb")
     originals = {path: path.read_bytes() for path in submissions.values()}
 
-    collected = course.collect(course_dir, folder, assignment)
+    collected = collect.collect(course_dir, folder, assignment)
     assert sorted(collected) == sorted(submissions)
     # two at a time, as an instructor on a 2-core machine would (halves the suite's time)
-    results = course.autograde(course_dir, assignment, echo=lambda *_: None, workers=2)
+    results = grading.autograde(course_dir, assignment, echo=lambda *_: None, workers=2)
     assert all(path.read_bytes() == data for path, data in originals.items()), "originals changed"
     return Batch(assignment, course_dir, results, submissions)
 
@@ -171,7 +171,7 @@ def test_master_gets_full_marks(batch):
 def test_correct_answers_written_differently_get_full_marks(batch):
     """Every exercise answered correctly in another way than the master's: the hidden tests
     check behaviour, not the master's way of getting there."""
-    correct = course.written_differently(batch.assignment)
+    correct = demo.written_differently(batch.assignment)
     solutions = {c["metadata"]["nbgrader"]["grade_id"] for c in course.notebook_json(
         course.master_notebooks(batch.course_dir, batch.assignment)[0])["cells"]
         if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
@@ -195,7 +195,7 @@ def test_blank_release_gets_zero_everywhere(batch):
 
 
 def test_one_wrong_exercise_loses_exactly_its_points(batch):
-    wrong = course.wrong_variants(batch.assignment)
+    wrong = demo.wrong_variants(batch.assignment)
     assert wrong, f"autograder/demo_submissions/{batch.assignment}.py has no wrong variants"
     for grade_id in wrong:
         test_id = f"test_{grade_id}"
@@ -209,7 +209,7 @@ def test_one_wrong_exercise_loses_exactly_its_points(batch):
 
 
 def test_grades_csv(batch, tmp_path):
-    grades = course.export(batch.course_dir, tmp_path / "grades.csv")
+    grades = reports.export(batch.course_dir, tmp_path / "grades.csv")
     rows = {row["student_id"]: row for row in csv.DictReader(grades.open())}
     total = sum(batch.points.values())
     assert set(rows) == set(batch.submissions)
@@ -217,7 +217,7 @@ def test_grades_csv(batch, tmp_path):
     assert float(rows["reference_solution"]["score"]) == total
     assert float(rows["reference_solution"]["max_score"]) == total
     assert float(rows["blank_release"]["score"]) == 0
-    for grade_id in course.wrong_variants(batch.assignment):
+    for grade_id in demo.wrong_variants(batch.assignment):
         lost = batch.points[f"test_{grade_id}"]
         assert float(rows[f"wrong_{grade_id}"]["score"]) == total - lost
 
@@ -237,7 +237,7 @@ def test_report_time_per_submission(batch, capsys):
 @pytest.fixture(scope="module")
 def fixture_course(tmp_path_factory):
     course_dir = make_course(tmp_path_factory.mktemp("fixture") / "course", FIXTURE)
-    course.generate(course_dir, FIXTURE)
+    release.generate(course_dir, FIXTURE)
     return course_dir
 
 
@@ -265,14 +265,14 @@ def grade_edited(course_dir, folder, edits, workers=1):
     student -> GradeResult."""
     for student, edit in edits.items():
         course.write_notebook(edited_master(course_dir, edit), folder / f"{student}.ipynb")
-    course.collect(course_dir, folder, FIXTURE)
-    return {r.student: r for r in course.autograde(course_dir, FIXTURE, list(edits),
+    collect.collect(course_dir, folder, FIXTURE)
+    return {r.student: r for r in grading.autograde(course_dir, FIXTURE, list(edits),
                                                    workers=workers, echo=lambda *_: None)}
 
 
 def fixture_scores(course_dir, student):
     """test cell -> points of one graded submission of the fixture."""
-    return {g: s for g, (s, _) in course.exercise_scores(course_dir, FIXTURE, student).items()}
+    return {g: s for g, (s, _) in reports.exercise_scores(course_dir, FIXTURE, student).items()}
 
 
 def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
@@ -375,7 +375,7 @@ def test_collect_lms_zip(fixture_course, tmp_path):
         for name in names.values():
             z.writestr(name, blank)
         z.writestr("readme.txt", "not a submission")
-    collected = course.collect(fixture_course, archive, FIXTURE)
+    collected = collect.collect(fixture_course, archive, FIXTURE)
     assert sorted(collected) == sorted(names)
     for student in names:
         target = fixture_course / "submitted" / student / FIXTURE / f"{FIXTURE}.ipynb"
@@ -387,7 +387,7 @@ def test_collect_folder_layouts(fixture_course, tmp_path):
     (tmp_path / "subs" / "carol").mkdir(parents=True)
     (tmp_path / "subs" / "dave.ipynb").write_bytes(blank)
     (tmp_path / "subs" / "carol" / "my notebook.ipynb").write_bytes(blank)
-    collected = course.collect(fixture_course, tmp_path / "subs", FIXTURE)
+    collected = collect.collect(fixture_course, tmp_path / "subs", FIXTURE)
     assert sorted(collected) == ["carol", "dave"]
     assert collected["carol"] == fixture_course / "submitted" / "carol" / FIXTURE / f"{FIXTURE}.ipynb"
     # what cannot be taken is listed and skipped; the others are collected
@@ -399,7 +399,7 @@ def test_collect_folder_layouts(fixture_course, tmp_path):
     (bad / "frank").mkdir()
     (bad / "frank" / "one.ipynb").write_bytes(blank)
     (bad / "frank" / "two.ipynb").write_bytes(blank)
-    collected = course.collect(fixture_course, bad, FIXTURE)
+    collected = collect.collect(fixture_course, bad, FIXTURE)
     assert sorted(collected) == ["erin"]
     skipped = dict(collected.skipped)
     assert sorted(skipped) == sorted(["..x.ipynb", "=1+2.ipynb", "with space.ipynb", "mallory.ipynb",
@@ -412,11 +412,11 @@ def test_collect_folder_layouts(fixture_course, tmp_path):
 def test_autograde_cli_exit_codes(fixture_course, tmp_path, capsys):
     course.write_notebook(edited_master(fixture_course, lambda c: c.insert(4, dict(cell(c, "test_add"), id="x"))),
                           tmp_path / "dup" / "dup.ipynb")
-    course.collect(fixture_course, tmp_path / "dup", FIXTURE)
+    collect.collect(fixture_course, tmp_path / "dup", FIXTURE)
     args = ["--course-dir", str(fixture_course), "autograde", FIXTURE, "--student", "dup"]
-    assert course.main(args) == 0
+    assert cli.main(args) == 0
     assert "FAILED: graded cell test_add appears more than once" in capsys.readouterr().out
-    assert course.main(args + ["--strict"]) == 1
+    assert cli.main(args + ["--strict"]) == 1
 
 
 def test_parallel_workers_and_resume(fixture_course, tmp_path):
@@ -424,24 +424,24 @@ def test_parallel_workers_and_resume(fixture_course, tmp_path):
     changed submission is graded again, and no earlier grade is lost."""
     master = course.notebook_json(course.master_notebooks(fixture_course, FIXTURE)[0])
     folder = tmp_path / "par"
-    wrong = course.with_cell_replaced(master, "mean_of", "def mean_of(xs):\n    return 0\n")
+    wrong = demo.with_cell_replaced(master, "mean_of", "def mean_of(xs):\n    return 0\n")
     students = {"p1": master, "p2": wrong, "p3": master, "p4": wrong}
     for student, nb in students.items():
         course.write_notebook(nb, folder / f"{student}.ipynb")
-    course.collect(fixture_course, folder, FIXTURE)
-    results = course.autograde(fixture_course, FIXTURE, list(students), workers=2,
+    collect.collect(fixture_course, folder, FIXTURE)
+    results = grading.autograde(fixture_course, FIXTURE, list(students), workers=2,
                                echo=lambda *_: None)
     assert [r.student for r in results] == list(students) and all(r.ok for r in results)
     assert {r.student: r.score for r in results} == {"p1": 3, "p2": 1, "p3": 3, "p4": 1}
 
     lines = []
-    again = course.autograde(fixture_course, FIXTURE, list(students), workers=2,
+    again = grading.autograde(fixture_course, FIXTURE, list(students), workers=2,
                              regrade=False, echo=lines.append)
     assert again == [] and all("skipped" in line for line in lines) and len(lines) == 4
 
     course.write_notebook(master, folder / "p2.ipynb")           # p2 fixes the exercise
-    course.collect(fixture_course, folder, FIXTURE)
-    third = course.autograde(fixture_course, FIXTURE, list(students), workers=2,
+    collect.collect(fixture_course, folder, FIXTURE)
+    third = grading.autograde(fixture_course, FIXTURE, list(students), workers=2,
                              regrade=False, echo=lambda *_: None)
     assert [(r.student, r.score) for r in third] == [("p2", 3)]
     with course.gradebook(fixture_course) as gb:
@@ -503,9 +503,9 @@ def test_grading_without_isolation_says_so(fixture_course, tmp_path, monkeypatch
     monkeypatch.setenv("COURSE_SANDBOX", "off")
     master = course.notebook_json(course.master_notebooks(fixture_course, FIXTURE)[0])
     course.write_notebook(master, tmp_path / "plain" / "n_plain.ipynb")
-    course.collect(fixture_course, tmp_path / "plain", FIXTURE)
+    collect.collect(fixture_course, tmp_path / "plain", FIXTURE)
     lines = []
-    [result] = course.autograde(fixture_course, FIXTURE, ["n_plain"], echo=lines.append)
+    [result] = grading.autograde(fixture_course, FIXTURE, ["n_plain"], echo=lines.append)
     assert result.ok and not result.isolated and result.score == 3
     assert any(line.startswith("WARNING: grading is NOT isolated") for line in lines)
     with open(fixture_course / "reports" / FIXTURE / "autograde.csv", newline="") as f:
@@ -513,7 +513,7 @@ def test_grading_without_isolation_says_so(fixture_course, tmp_path, monkeypatch
     assert rows["n_plain"]["isolated"] == "NO"
     monkeypatch.setenv("COURSE_SANDBOX", "sometimes")
     with pytest.raises(course.CourseError, match="COURSE_SANDBOX"):
-        course.isolation(fixture_course)
+        grading.isolation(fixture_course)
 
 
 def test_loops_floods_and_edited_tests(fixture_course, tmp_path, monkeypatch):

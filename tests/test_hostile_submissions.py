@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-from autograder import course  # noqa: E402
+from autograder import collect, course, grading, release, reports  # noqa: E402
 from test_autograder import FIXTURE, appended_to_add, cell, make_course, sandbox_ready  # noqa: E402
 
 pytestmark = pytest.mark.notebook
@@ -55,7 +55,7 @@ def hostile_course(root: Path, assignment: str) -> Path:
     (course_dir / "source" / CANARY_FILE).write_text(CANARY + "\n")
     with open(course_dir / "nbgrader_config.py", "a") as f:
         f.write(TEST_LIMITS)
-    course.generate(course_dir, assignment)
+    release.generate(course_dir, assignment)
     return course_dir
 
 
@@ -117,14 +117,14 @@ def grade(course_dir: Path, assignment: str, notebooks: dict[str, dict], workers
     folder = course_dir.parent / f"incoming-{secrets.token_hex(3)}"
     for student, notebook in notebooks.items():
         course.write_notebook(notebook, folder / f"{student}.ipynb")
-    collected = course.collect(course_dir, folder, assignment)
+    collected = collect.collect(course_dir, folder, assignment)
     assert sorted(collected) == sorted(notebooks), collected.skipped
-    return {r.student: r for r in course.autograde(course_dir, assignment, list(notebooks),
+    return {r.student: r for r in grading.autograde(course_dir, assignment, list(notebooks),
                                                    workers=workers, echo=lambda *_: None)}
 
 
 def scores(course_dir: Path, assignment: str, student: str) -> dict:
-    return {g: s for g, (s, _) in course.exercise_scores(course_dir, assignment, student).items()}
+    return {g: s for g, (s, _) in reports.exercise_scores(course_dir, assignment, student).items()}
 
 
 def report_rows(course_dir: Path, assignment: str) -> dict[str, dict]:
@@ -375,7 +375,7 @@ def test_limits_count_everything(fixture_guard, canary_env):
     [notebook] = (course_dir / "autograded" / "l_outputs" / FIXTURE).glob("*.ipynb")
     assert notebook.stat().st_size < 10 * 2**20
     assert "output cut by the grader" in notebook.read_text()
-    folder, refused = course.feedback(course_dir, FIXTURE)
+    folder, refused = reports.feedback(course_dir, FIXTURE)
     assert refused == {}
     html = folder / "l_outputs" / FIXTURE / f"{FIXTURE}.html"
     assert html.stat().st_size < 12 * 2**20
@@ -392,7 +392,7 @@ def test_links_in_the_grader_folders_are_refused(fixture_guard, canary_env):
     folder = course_dir.parent / "links"
     for student, nb in notebooks.items():
         course.write_notebook(nb, folder / f"{student}.ipynb")
-    course.collect(course_dir, folder, FIXTURE)
+    collect.collect(course_dir, folder, FIXTURE)
     (course_dir / "autograded").mkdir(exist_ok=True)
     (course_dir / "autograded" / "k_autograded").symlink_to(course_dir / "submitted" / "innocent")
     (course_dir / "feedback" / "k_feedback" / FIXTURE).mkdir(parents=True)
@@ -400,7 +400,7 @@ def test_links_in_the_grader_folders_are_refused(fixture_guard, canary_env):
     (course_dir / "submitted" / "k_submitted" / FIXTURE / "extra").symlink_to(course_dir / "source")
     os.link(course_dir / "source" / CANARY_FILE,
             course_dir / "submitted" / "k_hardlink" / FIXTURE / "notes.txt")
-    results = {r.student: r for r in course.autograde(course_dir, FIXTURE, list(notebooks),
+    results = {r.student: r for r in grading.autograde(course_dir, FIXTURE, list(notebooks),
                                                       workers=2, echo=lambda *_: None)}
     for student in ("k_autograded", "k_feedback", "k_submitted", "k_hardlink"):
         assert not results[student].ok and "refused" in results[student].reason, student
@@ -419,7 +419,7 @@ def test_links_in_the_grader_folders_are_refused(fixture_guard, canary_env):
     late.parent.mkdir(parents=True, exist_ok=True)
     late.unlink(missing_ok=True)
     late.symlink_to(gradebook)
-    folder, refused = course.feedback(course_dir, FIXTURE)
+    folder, refused = reports.feedback(course_dir, FIXTURE)
     assert "k_late" in refused and "link" in refused["k_late"], refused
     assert "k_autograded" in refused
     assert (folder / "k_honest" / FIXTURE / f"{FIXTURE}.html").is_file()
@@ -476,7 +476,7 @@ def test_malformed_notebooks_fail_alone(fixture_guard, canary_env):
         target = course_dir / "submitted" / student / FIXTURE / f"{FIXTURE}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    results = {r.student: r for r in course.autograde(course_dir, FIXTURE, list(files),
+    results = {r.student: r for r in grading.autograde(course_dir, FIXTURE, list(files),
                                                       workers=2, echo=lambda *_: None)}
     assert sorted(results) == sorted(files)
     reasons = {s: r.reason for s, r in results.items()}
@@ -496,7 +496,7 @@ def test_malformed_notebooks_fail_alone(fixture_guard, canary_env):
     with course.gradebook(course_dir) as gb:                     # the old grade is gone
         with pytest.raises(MissingEntry):
             gb.find_submission(FIXTURE, "m_list")
-    assert "m_list" not in course.load_state(course_dir, FIXTURE)
+    assert "m_list" not in grading.load_state(course_dir, FIXTURE)
     after = snapshot(course_dir, set(files), FIXTURE)
     assert sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)) == []
     assert scores(course_dir, FIXTURE, "innocent") == fixture_guard.innocent
@@ -520,14 +520,14 @@ def test_collect_zip_checks_names_sizes_and_counts(tmp_path):
         f.write("c.SafeExtractor.max_entries = 50\n"
                 "c.SafeExtractor.max_entry_bytes = 2 * 2**20\n"
                 "c.SafeExtractor.max_total_bytes = 40 * 2**20\n")
-    course.generate(course_dir, FIXTURE)
+    release.generate(course_dir, FIXTURE)
     blank = (course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb").read_bytes()
     inner = zip_with(tmp_path / "inner.zip", {"nested_x.ipynb": blank})
     archive = zip_with(tmp_path / "lms.zip", {
         "alice_x.ipynb": blank, "../evil_x.ipynb": blank, "/abs_x.ipynb": blank,
         "=1+2_x.ipynb": blank, "big_x.ipynb": b" " * 3 * 2**20, "inner.zip": inner.read_bytes(),
         "folder/bob_x.ipynb": blank}, links={"link_x.ipynb": "/etc/passwd"})
-    collected = course.collect(course_dir, archive, FIXTURE)
+    collected = collect.collect(course_dir, archive, FIXTURE)
     assert sorted(collected) == ["alice", "bob"], collected
     skipped = " ".join(f"{a}: {b}" for a, b in collected.skipped)
     for name in ("evil", "abs_x", "=1+2", "big_x", "inner.zip", "link_x"):
@@ -537,10 +537,10 @@ def test_collect_zip_checks_names_sizes_and_counts(tmp_path):
 
     bomb = zip_with(tmp_path / "bomb.zip", {f"s{i}_x.ipynb": b"\0" * 10 * 2**20 for i in range(5)})
     with pytest.raises(course.CourseError, match="unpack to"):
-        course.collect(course_dir, bomb, FIXTURE)
+        collect.collect(course_dir, bomb, FIXTURE)
     crowd = zip_with(tmp_path / "crowd.zip", {f"s{i}_x.ipynb": blank for i in range(60)})
     with pytest.raises(course.CourseError, match="entries"):
-        course.collect(course_dir, crowd, FIXTURE)
+        collect.collect(course_dir, crowd, FIXTURE)
     assert not (course_dir / "submitted" / "s0").exists()
 
 
@@ -552,13 +552,13 @@ def test_report_is_honest(fixture_guard, canary_env):
     """No 'edited' note for an unmodified release; one for a real edit of a test cell; a
     manual score and a grade changed without a grading run are shown."""
     course_dir = fixture_guard.course_dir
-    release = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
+    released = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
 
     def tests_edited(cells):
         cell(cells, "test_add")["source"] = "assert True\n"
 
 
-    answered = json.loads(json.dumps(release))
+    answered = json.loads(json.dumps(released))
     answers = {c["metadata"]["nbgrader"]["grade_id"]: c["source"]
                for c in master(course_dir, FIXTURE)["cells"]
                if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
@@ -566,7 +566,7 @@ def test_report_is_honest(fixture_guard, canary_env):
         grade_id = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         c["source"] = answers.get(grade_id, c["source"])
     tests_edited(answered["cells"])
-    notebooks = {"e_release": release, "e_edited": answered,
+    notebooks = {"e_release": released, "e_edited": answered,
                  "e_manual": master(course_dir, FIXTURE), "e_changed": master(course_dir, FIXTURE)}
     results = fixture_guard.run(notebooks)
     assert not any("edited" in n for n in results["e_release"].notes), results["e_release"].notes
@@ -582,8 +582,8 @@ def test_report_is_honest(fixture_guard, canary_env):
     grade_next = {"e_next": master(course_dir, FIXTURE)}
     folder = course_dir.parent / "next"
     course.write_notebook(grade_next["e_next"], folder / "e_next.ipynb")
-    course.collect(course_dir, folder, FIXTURE)
-    course.autograde(course_dir, FIXTURE, ["e_next"], echo=lines.append)
+    collect.collect(course_dir, folder, FIXTURE)
+    grading.autograde(course_dir, FIXTURE, ["e_next"], echo=lines.append)
     rows = report_rows(course_dir, FIXTURE)
     assert "manual score 0.5 on test_add" in rows["e_manual"]["gradebook"]
     assert "test_mean_of holds 0, graded 2" in rows["e_changed"]["gradebook"]
@@ -596,7 +596,7 @@ def test_every_csv_cell_is_spreadsheet_safe(fixture_guard):
     with course.gradebook(course_dir) as gb:
         gb.update_or_create_student("innocent", first_name="=HYPERLINK(\"http://x\")",
                                     last_name="+SUM(1)")
-    grades = course.export(course_dir, course_dir.parent / "grades.csv")
+    grades = reports.export(course_dir, course_dir.parent / "grades.csv")
     text = grades.read_text()
     assert "=HYPERLINK" in text and ",=HYPERLINK" not in text and ",+SUM" not in text
     rows = list(csv.DictReader(grades.open()))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-from autograder import course  # noqa: E402
+from autograder import cli, course, demo, release  # noqa: E402
 
 FIXTURE_SOURCE = REPO / "tests" / "fixtures"
 FIXTURE = "00_fixture"
@@ -54,14 +54,14 @@ def fixture_release(tmp_path_factory):
     for file in course.COURSE_FILES:
         shutil.copy2(course.COURSE_DIR / file, root / file)
     shutil.copytree(FIXTURE_SOURCE / FIXTURE, root / "source" / FIXTURE)
-    [student] = course.generate(root, FIXTURE, database=False)
+    [student] = release.generate(root, FIXTURE, database=False)
     return root, student
 
 
 # --- the committed student notebooks --------------------------------------------------
 
 def test_student_notebooks_are_in_sync_with_masters():
-    problems = course.check_release(course.COURSE_DIR, course.NOTEBOOKS_DIR)
+    problems = release.check_release(course.COURSE_DIR, course.NOTEBOOKS_DIR)
     assert not problems, ("\n".join(problems)
                           + "\nRegenerate with: .venv/bin/python -m autograder release --all")
 
@@ -69,20 +69,20 @@ def test_student_notebooks_are_in_sync_with_masters():
 def test_check_release_catches_a_stale_notebook(fixture_release, tmp_path, capsys):
     root, _ = fixture_release
     notebooks = tmp_path / "notebooks"
-    course.release(root, [FIXTURE], notebooks)
+    release.release(root, [FIXTURE], notebooks)
     args = ["--course-dir", str(root), "check-release", "--notebooks-dir", str(notebooks)]
-    assert course.main(args) == 0
+    assert cli.main(args) == 0
 
     stale = notebooks / f"{FIXTURE}.ipynb"
     notebook = json.loads(stale.read_text())
     notebook["cells"][3]["source"] = "def add(a, b):\n    return a + b  # edited by hand\n"
     stale.write_text(json.dumps(notebook))
-    assert course.main(args) == 1
+    assert cli.main(args) == 1
     assert f"{stale} is out of date: cell 3 (code" in capsys.readouterr().out
 
     stale.unlink()
     (notebooks / "99_orphan.ipynb").write_text("{}")
-    problems = course.check_release(root, notebooks)
+    problems = release.check_release(root, notebooks)
     assert any("is missing" in p for p in problems)
     assert any("99_orphan.ipynb has no master" in p for p in problems)
 
@@ -140,7 +140,7 @@ def test_master_nbgrader_metadata(master):
 @pytest.mark.parametrize("master", MASTERS_AND_FIXTURE, ids=name)
 def test_every_assignment_has_wrong_variants(master):
     """autograder/demo_submissions/<assignment>.py: wrong code for solution cells of the master."""
-    wrong = course.wrong_variants(name(master))
+    wrong = demo.wrong_variants(name(master))
     cells = {nbgrader(c).get("grade_id"): c for c in course.notebook_json(master)["cells"]
              if nbgrader(c).get("solution")}
     assert wrong

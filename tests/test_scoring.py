@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-from autograder import course  # noqa: E402
+from autograder import collect, course, demo, grading, release  # noqa: E402
 from test_autograder import FIXTURE, cell, make_course, sandbox_ready  # noqa: E402
 
 pytestmark = pytest.mark.notebook
@@ -20,19 +20,19 @@ def fixture_parts(tmp_path_factory):
         pytest.skip(f"no isolation here: {why}")
     from autograder import scoring
     course_dir = make_course(tmp_path_factory.mktemp("scoring") / "course", FIXTURE)
-    course.generate(course_dir, FIXTURE, database=False)
+    release.generate(course_dir, FIXTURE, database=False)
     master = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
-    release = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
-    return master, release, scoring.load_grader(FIXTURE, HERE / "fixtures" / "graders")
+    released = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
+    return master, released, scoring.load_grader(FIXTURE, HERE / "fixtures" / "graders")
 
 
 def score(parts, edit=None, seed=None):
     from autograder import scoring
-    master, release, grader = parts
+    master, released, grader = parts
     notebook = json.loads(json.dumps(master))
     if edit:
         edit(notebook["cells"])
-    results = scoring.score_notebook(notebook, release, grader, timeout=10, seed=seed)
+    results = scoring.score_notebook(notebook, released, grader, timeout=10, seed=seed)
     return scoring.cell_points(results), results
 
 
@@ -50,8 +50,8 @@ def test_the_master_earns_every_property_on_fresh_inputs(fixture_parts):
 
 def test_the_blank_release_earns_nothing(fixture_parts):
     from autograder import scoring
-    _, release, grader = fixture_parts
-    points = scoring.cell_points(scoring.score_notebook(release, release, grader, timeout=10))
+    _, released, grader = fixture_parts
+    points = scoring.cell_points(scoring.score_notebook(released, released, grader, timeout=10))
     assert points == {"test_add": 0.0, "test_mean_of": 0.0}
 
 
@@ -109,17 +109,17 @@ def test_autograde_scores_outside_the_kernel(tmp_path):
     course_dir = make_course(tmp_path / "course", FIXTURE)
     with open(course_dir / "nbgrader_config.py", "a") as f:
         f.write(f"c.Grading.graders_dir = {str(HERE / 'fixtures' / 'graders')!r}\n")
-    course.generate(course_dir, FIXTURE)
+    release.generate(course_dir, FIXTURE)
     master = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
-    release = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
-    submissions = {"t_master": master, "t_blank": release,
-                   "t_float": course.with_cell_replaced(master, "add",
+    released = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
+    submissions = {"t_master": master, "t_blank": released,
+                   "t_float": demo.with_cell_replaced(master, "add",
                                                         "def add(a, b):\n    return float(a + b)\n"),
-                   "t_ast_wrap": course.with_cell_replaced(master, "add", AST_WRAP)}
+                   "t_ast_wrap": demo.with_cell_replaced(master, "add", AST_WRAP)}
     for student, notebook in submissions.items():
         course.write_notebook(notebook, tmp_path / "in" / f"{student}.ipynb")
-    course.collect(course_dir, tmp_path / "in", FIXTURE)
-    results = {r.student: r for r in course.autograde(course_dir, FIXTURE, list(submissions),
+    collect.collect(course_dir, tmp_path / "in", FIXTURE)
+    results = {r.student: r for r in grading.autograde(course_dir, FIXTURE, list(submissions),
                                                       workers=2, echo=lambda *_: None)}
     assert all(r.ok for r in results.values()), {s: r.reason for s, r in results.items()}
     expected = {"t_master": 3, "t_blank": 0, "t_float": 2.25, "t_ast_wrap": 2}

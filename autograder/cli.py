@@ -1,0 +1,131 @@
+"""``python -m autograder COMMAND``: the instructor's commands, each a thin call into its
+module.
+
+    python -m autograder release --all          # masters -> release/ -> notebooks/
+    python -m autograder check-release          # exit 1 when notebooks/ is out of date
+    python -m autograder collect SUBMISSIONS.zip --assignment 01_simclr_ntxent
+    python -m autograder autograde 01_simclr_ntxent [--workers 2]
+    python -m autograder feedback 01_simclr_ntxent
+    python -m autograder export --to grades.csv
+    python -m autograder demo                   # grade the reference submissions (build/demo/)
+
+nbgrader does the work (generate_assignment, zip_collect, autograde, generate_feedback,
+export); the grader adds what it lacks. Run it from the repository root with the
+project's Python (.venv/bin/python).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .collect import collect
+from .course import (
+    COURSE_DIR, CourseError, NOTEBOOKS_DIR, REPO_DIR, pick_assignments,
+    submitted_students)
+from .demo import demo
+from .grading import autograde
+from .release import check_release, release
+from .reports import export, feedback, summary_table
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course-dir", type=Path, default=COURSE_DIR,
+                        help="the nbgrader course folder (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("release", help="generate student versions and copy them to notebooks/")
+    p.add_argument("assignment", nargs="?")
+    p.add_argument("--all", action="store_true", help="every assignment in source/")
+    p.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR)
+
+    p = commands.add_parser("check-release", help="exit 1 when notebooks/ is out of date")
+    p.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS_DIR)
+
+    p = commands.add_parser("collect", help="copy submissions (folder or LMS zip) into submitted/")
+    p.add_argument("source", type=Path)
+    p.add_argument("--assignment")
+
+    p = commands.add_parser("autograde", help="grade student by student, each in its own process")
+    p.add_argument("assignment", nargs="?", help="default: every assignment with submissions")
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds per submission (default: c.Grading.submission_timeout)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any submission failed")
+    p.add_argument("--workers", type=int, default=1,
+                   help="submissions graded at the same time (default 1; on a 2-core machine 2)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip submissions graded successfully before and unchanged since")
+
+    p = commands.add_parser("feedback", help="nbgrader generate_feedback (HTML in feedback/)")
+    p.add_argument("assignment", nargs="?")
+
+    p = commands.add_parser("export", help="grades CSV (nbgrader export)")
+    p.add_argument("--to", type=Path, default=Path("grades.csv"))
+
+    p = commands.add_parser("demo", help="grade the reference submissions in build/demo/")
+    p.add_argument("--work-dir", type=Path, default=REPO_DIR / "build" / "demo")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    course = args.course_dir.resolve()
+    try:
+        if args.command == "release":
+            if not args.all and not args.assignment:
+                raise CourseError("name an assignment or pass --all")
+            for path in release(course, pick_assignments(course, None if args.all else args.assignment),
+                                args.notebooks_dir):
+                print(f"wrote {path}")
+        elif args.command == "check-release":
+            problems = check_release(course, args.notebooks_dir)
+            if problems:
+                print("The student notebooks are out of date with their masters:\n  "
+                      + "\n  ".join(problems)
+                      + "\nRegenerate them with: python -m autograder release --all")
+                return 1
+            print(f"{args.notebooks_dir} is in sync with {course / 'source'}")
+        elif args.command == "collect":
+            collected = collect(course, args.source, args.assignment)
+            for student, path in sorted(collected.items()):
+                print(f"{student}: {path}")
+            for what, why in collected.skipped:
+                print(f"skipped {what}: {why}")
+            print(f"collected {len(collected)} submissions"
+                  + (f", skipped {len(collected.skipped)} (listed above)" if collected.skipped else ""))
+        elif args.command == "autograde":
+            assignments = pick_assignments(course, args.assignment)
+            results = []
+            for assignment in assignments:
+                students = submitted_students(course, assignment)
+                if args.student:  # named students; for a named assignment, even without submission
+                    students = args.student if args.assignment else [s for s in args.student if s in students]
+                if not students:
+                    if args.assignment:
+                        print(f"{assignment}: no submissions in {course / 'submitted'}")
+                    continue
+                print(f"{assignment}: autograding {len(students)} submissions")
+                results += autograde(course, assignment, students, timeout=args.timeout,
+                                     workers=args.workers, regrade=not args.resume)
+            if results:
+                print(summary_table(results))
+                print(f"per-student logs and autograde.csv: {course / 'reports'}")
+            if args.strict and not all(r.ok for r in results):
+                return 1
+        elif args.command == "feedback":
+            for assignment in pick_assignments(course, args.assignment):
+                if submitted_students(course, assignment):
+                    folder, refused = feedback(course, assignment)
+                    for student, why in refused.items():
+                        print(f"{assignment}: no feedback for {student}: {why}")
+                    print(f"{assignment}: feedback in {folder}")
+        elif args.command == "export":
+            print(f"wrote {export(course, args.to)}")
+        elif args.command == "demo":
+            return demo(course, args.work_dir)
+    except CourseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
