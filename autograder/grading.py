@@ -20,7 +20,7 @@ from .course import (
     CourseError, GradingSettings, gradebook, grading_env, grading_settings,
     nbgrader_command, notebook_json, submitted_students)
 from .release import generate
-from .reports import gradebook_changes, tamper_report, write_report
+from .reports import annotate_feedback, gradebook_changes, tamper_report, write_report
 
 
 @dataclass
@@ -334,6 +334,7 @@ def _grade_one(course_dir: Path, assignment: str, student: str, settings: Gradin
     grader = trusted_grader(settings, assignment) if result.ok else None
     if grader is not None:
         result.properties = trusted_scores(course_dir, assignment, student, grader, settings)
+        annotate_feedback(course_dir, assignment, student, result.properties)
         passed = sum(1 for p in result.properties if p.earned == p.points)
         result.notes.append(f"scored outside the kernel: {passed} of "
                             f"{len(result.properties)} properties")

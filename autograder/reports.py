@@ -4,6 +4,8 @@ property's result, and the grades CSV."""
 from __future__ import annotations
 
 import csv
+import html
+import json
 from pathlib import Path
 
 from .course import (
@@ -162,3 +164,37 @@ def export(course_dir: Path, to: Path) -> Path:
     with gradebook(course_dir) as gb:
         plugin.export(gb)
     return safe_files.make_csv_safe(Path(plugin.to), Path(plugin.to).parent)
+
+
+def property_lines(results) -> str:
+    """One exercise's scored properties, in Markdown: what passed, what failed and why."""
+    earned, points = sum(r.earned for r in results), sum(r.points for r in results)
+    lines = [f"**Scored by the grader, outside your notebook: {earned:g} of {points:g} "
+             f"points** (inputs drawn at grading time)", ""]
+    for r in results:
+        mark = "passed" if r.earned == r.points else "FAILED"
+        # the message may quote the student's own error: never let it be markup
+        why = f": {html.escape(r.message)}" if r.message and r.earned < r.points else ""
+        lines.append(f"- {mark} ({r.earned:g}/{r.points:g}) {r.name}{why}")
+    return "\n".join(lines) + "\n"
+
+
+def annotate_feedback(course_dir: Path, assignment: str, student: str, results) -> None:
+    """Append each exercise's property results to its test cell in the autograded notebook,
+    so that nbgrader's feedback shows them under the cell the student ran."""
+    from . import safe_files
+    by_cell: dict[str, list] = {}
+    for r in results:
+        by_cell.setdefault(r.grade_id, []).append(r)
+    folder = Path(course_dir) / "autograded" / student / assignment
+    for path in sorted(folder.glob("*.ipynb")):
+        notebook = json.loads(safe_files.read_regular(path, 256 * 2**20))
+        for cell in notebook.get("cells", []):
+            grade_id = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+            if cell.get("cell_type") == "code" and grade_id in by_cell:
+                text = property_lines(by_cell[grade_id])
+                cell.setdefault("outputs", []).append({
+                    "output_type": "display_data", "metadata": {},
+                    "data": {"text/markdown": text, "text/plain": text}})
+        safe_files.write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
+                              course_dir)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-from autograder import collect, course, demo, grading, release  # noqa: E402
+from autograder import collect, course, demo, grading, release, reports  # noqa: E402
 from test_autograder import FIXTURE, cell, make_course, sandbox_ready  # noqa: E402
 
 pytestmark = pytest.mark.notebook
@@ -129,3 +129,23 @@ def test_autograde_scores_outside_the_kernel(tmp_path):
     report = (course_dir / "reports" / FIXTURE / "t_float.properties.txt").read_text()
     assert "test_add: adds two integers exactly: 0/0.5 (add(" in report
     assert any("scored outside the kernel: 4 of 6" in n for n in results["t_float"].notes)
+    # the feedback shows each property under the test cell the student ran, and escapes
+    # whatever of the student's own text a message quotes
+    graded = course.notebook_json(course_dir / "autograded" / "t_float" / FIXTURE / f"{FIXTURE}.ipynb")
+    [test_add] = [c for c in graded["cells"]
+                  if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_add"]
+    shown = test_add["outputs"][-1]["data"]["text/markdown"]
+    assert "2.25" not in shown and "0.25 of 1 points" in shown, shown
+    assert "FAILED (0/0.5) adds two integers exactly" in shown
+    assert "passed (0.25/0.25) adds two floats" in shown
+    folder, refused = reports.feedback(course_dir, FIXTURE)
+    assert not refused
+    page = (folder / "t_float" / FIXTURE / f"{FIXTURE}.html").read_text()
+    assert "FAILED (0/0.5) adds two integers exactly" in page
+
+
+def test_feedback_lines_escape_markup():
+    from autograder import reports, scoring
+    results = [scoring.PropertyResult("test_x", "finite", 1.0, 0.0, "<script>alert(1)</script>")]
+    text = reports.property_lines(results)
+    assert "<script>" not in text and "&lt;script&gt;" in text

@@ -2,7 +2,7 @@
 
 Each is a mistake students make. tests/test_autograder.py grades the master with one of
 these cells swapped in, once per entry, and expects exactly test_<grade_id> to lose its
-points; `course.py demo` grades the first entry. Keep a few: each costs one grading.
+points; `python -m autograder demo` grades the first entry. Keep a few: each costs one grading.
 """
 
 WRONG = {
