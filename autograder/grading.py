@@ -42,6 +42,7 @@ class GradeResult:
     gradebook: str = ""                                   # changed there since grading
     log: str = field(default="", repr=False)              # the end of nbgrader's log
     properties: list = field(default_factory=list)        # scoring.PropertyResult, if scored
+    trusted: bool = False                                 # points from the trusted scorer
 
 
 # (pattern in nbgrader's log, reason): the failures seen on real submissions.
@@ -334,6 +335,7 @@ def _grade_one(course_dir: Path, assignment: str, student: str, settings: Gradin
     grader = trusted_grader(settings, assignment) if result.ok else None
     if grader is not None:
         result.properties = trusted_scores(course_dir, assignment, student, grader, settings)
+        result.trusted = True
         annotate_feedback(course_dir, assignment, student, result.properties)
         passed = sum(1 for p in result.properties if p.earned == p.points)
         result.notes.append(f"scored outside the kernel: {passed} of "
@@ -369,11 +371,13 @@ def trusted_scores(course_dir: Path, assignment: str, student: str, grader,
 
 
 def apply_trusted_scores(course_dir: Path, results: list[GradeResult]) -> None:
-    """Write the trusted scores into the gradebook: the auto score of each graded cell."""
+    """Write the trusted scores into the gradebook: the auto score of each graded cell, 0
+    where no property of the cell passed. What the kernel's run of the test cells gave
+    (which the submission could forge) is overwritten for every cell."""
     from . import scoring
     with gradebook(course_dir) as gb:
         for result in results:
-            if not (result.ok and result.properties):
+            if not (result.ok and result.trusted):
                 continue
             submission = gb.find_submission(result.assignment, result.student)
             points = scoring.cell_points(result.properties)
@@ -432,6 +436,9 @@ def autograde(course_dir: Path, assignment: str, students: list[str] | None = No
             echo(f"  {result.student}: {'ok' if result.ok else 'FAILED: ' + result.reason} "
                  f"({result.seconds:.1f} s)")
     results = [by_student[s] for s in todo]            # the order asked for, not of finishing
+    for result in results:
+        if not result.ok:      # no grade, never one the kernel's run wrote before it failed
+            drop_grades(course_dir, assignment, result.student)
     apply_trusted_scores(course_dir, results)
     add_scores(course_dir, results)
     for result in results:

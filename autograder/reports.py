@@ -110,8 +110,8 @@ def summary_table(results: list[GradeResult]) -> str:
         lines.append(f"{r.student:<{width}}  {r.assignment:<26} {score:>11} {r.seconds:6.1f}s  {status}")
     failed = [r for r in results if not r.ok]
     lines.append(f"{len(results)} submissions, {len(results) - len(failed)} graded, {len(failed)} failed"
-                 + (" (a failed submission has no grade in the gradebook, or nbgrader's 0, "
-                    "until it is regraded)" if failed else ""))
+                 + (" (a failed submission has no grade in the gradebook, so the export "
+                    "gives it 0, until it is regraded)" if failed else ""))
     return "\n".join(lines)
 
 

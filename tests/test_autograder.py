@@ -35,6 +35,10 @@ def make_course(root: Path, assignment: str) -> Path:
     for name in course.COURSE_FILES:
         shutil.copy2(course.COURSE_DIR / name, root / name)
     shutil.copytree(source / assignment, root / "source" / assignment)
+    grader = course.COURSE_DIR / "graders" / f"{assignment}.py"   # the trusted scorer's
+    if grader.exists():
+        (root / "graders").mkdir()
+        shutil.copy2(grader, root / "graders" / grader.name)
     return root
 
 
@@ -94,6 +98,82 @@ def with_patched_allclose(notebook: dict) -> dict:
     return notebook
 
 
+# The routes by which a blank notebook earned full marks while the tests ran in the
+# student's kernel (issue 13), and the faked imports that handed hidden tests stand-ins:
+# each is put in the first answer cell of the blank release, and must earn nothing.
+ROUTES = {
+    "route_input_transformer":       # every later cell becomes `pass`
+        'get_ipython().input_transformers_cleanup.append(lambda lines: ["pass\\n"])\n',
+    "route_ast_wrap": """\
+import ast
+class _Swallow(ast.NodeTransformer):
+    def visit_Module(self, node):
+        handler = ast.ExceptHandler(type=ast.Name("BaseException", ast.Load()), name=None,
+                                    body=[ast.Pass()])
+        wrapped = ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[],
+                          finalbody=[])
+        return ast.fix_missing_locations(ast.Module(body=[wrapped], type_ignores=[]))
+get_ipython().ast_transformers.append(_Swallow())
+""",
+    "route_pre_run_result": """\
+_ip = get_ipython()
+_ip.events.register("pre_run_cell", lambda info: _ip.displayhook("full marks"))
+""",
+    "route_interactivity": """\
+get_ipython().ast_node_interactivity = "all"
+class _Points:
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: 3
+checks = _Points()
+""",
+    "route_drop_errors": """\
+_kernel = get_ipython().kernel
+_send = _kernel.session.send
+def _quiet_send(stream, msg_or_type, content=None, *args, **kwargs):
+    if msg_or_type == "error":
+        return None
+    if isinstance(content, dict) and content.get("status") == "error":
+        content = {"status": "ok", "execution_count": content.get("execution_count"),
+                   "user_expressions": {}, "payload": []}
+    return _send(stream, msg_or_type, content, *args, **kwargs)
+_kernel.session.send = _quiet_send
+""",
+    "route_import_hook": """\
+import builtins, types
+_real_import = builtins.__import__
+class _Anything(types.ModuleType):
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: True
+def _import(name, *args, **kwargs):
+    if name.split(".")[0] in ("numpy", "math") or "grading_guard" in name:
+        return _Anything(name)
+    return _real_import(name, *args, **kwargs)
+builtins.__import__ = _import
+""",
+    "route_fake_modules": """\
+import sys, types
+for _name in ("course_utils.grading_guard", "channel", "scoring"):
+    _fake = types.ModuleType(_name)
+    _fake.assert_untampered = lambda: None
+    _fake.PRISTINE = {}
+    sys.modules[_name] = _fake
+import torch
+torch.allclose = lambda *args, **kwargs: True
+torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)
+""",
+}
+
+
+def with_route(course_dir: Path, assignment: str, source: str) -> dict:
+    """The blank release, its first answer cell replaced by ``source``."""
+    [release_file] = (course_dir / "release" / assignment).glob("*.ipynb")
+    notebook = course.notebook_json(release_file)
+    first = next(c for c in notebook["cells"]
+                 if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
+    first["source"] = source
+    return notebook
+
+
 def with_duplicated_test_cell(notebook: dict) -> dict:
     notebook = json.loads(json.dumps(notebook))
     index = next(i for i, c in enumerate(notebook["cells"])
@@ -139,6 +219,9 @@ def batch(request, tmp_path_factory):
     if assignment == PATCHED_ASSIGNMENT:
         submissions["patched_allclose"] = course.write_notebook(
             with_patched_allclose(master), folder / "patched_allclose.ipynb")
+        for name, source in ROUTES.items():
+            submissions[name] = course.write_notebook(
+                with_route(course_dir, assignment, source), folder / f"{name}.ipynb")
     originals = {path: path.read_bytes() for path in submissions.values()}
 
     collected = collect.collect(course_dir, folder, assignment)
@@ -194,18 +277,35 @@ def test_blank_release_gets_zero_everywhere(batch):
     assert batch.scores("blank_release") == {grade_id: 0 for grade_id in batch.points}
 
 
-def test_one_wrong_exercise_loses_exactly_its_points(batch):
+def test_one_wrong_exercise_loses_points_only_there(batch):
+    """Each wrong variant loses some of its own exercise's points (the properties it
+    breaks) and none elsewhere."""
     wrong = demo.wrong_variants(batch.assignment)
     assert wrong, f"autograder/demo_submissions/{batch.assignment}.py has no wrong variants"
     for grade_id in wrong:
         test_id = f"test_{grade_id}"
-        expected = dict(batch.points, **{test_id: 0})
-        assert batch.scores(f"wrong_{grade_id}") == expected, f"wrong {grade_id}"
-    if batch.assignment == PATCHED_ASSIGNMENT:       # a patched comparison earns nothing
-        assert batch.results["patched_allclose"].ok
-        assert batch.scores("patched_allclose") == {grade_id: 0 for grade_id in batch.points}
-        assert any("torch.allclose = ..." in line
-                   for line in batch.results["patched_allclose"].suspicious)
+        scores = batch.scores(f"wrong_{grade_id}")
+        assert {k: v for k, v in scores.items() if k != test_id} == \
+            {k: v for k, v in batch.points.items() if k != test_id}, f"wrong {grade_id}"
+        assert scores[test_id] < batch.points[test_id], f"wrong {grade_id} kept its points"
+        if batch.assignment != FIXTURE:
+            assert batch.results[f"wrong_{grade_id}"].trusted
+
+
+def test_kernel_tricks_earn_nothing(batch):
+    """The routes that earned full marks while tests ran in the student's kernel: the
+    trusted scorer decides, so each blank answer earns 0; and a patched comparison in the
+    student's process changes nothing (the master's answers keep their points), but the
+    tamper report shows it."""
+    if batch.assignment != PATCHED_ASSIGNMENT:
+        pytest.skip("one real notebook is enough")
+    for name in ROUTES:
+        result = batch.results[name]
+        assert result.ok and result.trusted, (name, result.reason)
+        assert batch.scores(name) == {grade_id: 0 for grade_id in batch.points}, name
+    assert batch.scores("patched_allclose") == batch.points
+    assert any("torch.allclose = ..." in line
+               for line in batch.results["patched_allclose"].suspicious)
 
 
 def test_grades_csv(batch, tmp_path):
@@ -218,8 +318,8 @@ def test_grades_csv(batch, tmp_path):
     assert float(rows["reference_solution"]["max_score"]) == total
     assert float(rows["blank_release"]["score"]) == 0
     for grade_id in demo.wrong_variants(batch.assignment):
-        lost = batch.points[f"test_{grade_id}"]
-        assert float(rows[f"wrong_{grade_id}"]["score"]) == total - lost
+        scored = sum(batch.scores(f"wrong_{grade_id}").values())
+        assert scored < total and float(rows[f"wrong_{grade_id}"]["score"]) == scored
 
 
 def test_report_time_per_submission(batch, capsys):
