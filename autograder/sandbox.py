@@ -378,6 +378,9 @@ def cleanup(record: dict) -> list[str]:
             done.append("processes of the submission were still running and were killed")
         except OSError:
             pass
+        deadline = time.monotonic() + 5               # a kill is delivered, not yet done
+        while _pid_namespace(child) == namespace and time.monotonic() < deadline:
+            time.sleep(0.01)
     for folder in record.get("cgroups", []):
         if _cgroup_pids(folder) and not done:
             done.append("processes of the submission were still running and were killed")

@@ -129,14 +129,32 @@ def short_error(error: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(error), error)).strip()[-2000:]
 
 
-def run_cells(sources: list[str], namespace: dict) -> list[str]:
-    """Execute each cell in one namespace, as a notebook would; errors are collected."""
+class CellTimeout(BaseException):
+    """A cell ran past its time: it is interrupted, as nbgrader interrupts a kernel's cell."""
+
+
+def _interrupt(signum, frame):
+    raise CellTimeout()
+
+
+def run_cells(sources: list[str], namespace: dict, seconds: float = 0) -> list[str]:
+    """Execute each cell in one namespace, as a notebook would; errors are collected. With
+    ``seconds``, a cell still running after that long is interrupted and the next one runs
+    (what it defined before stays). A cell that defeats the interruption runs into the
+    grader's deadline instead, and its worker is ended."""
+    import signal
+    signal.signal(signal.SIGALRM, _interrupt)
     errors = []
     for index, source in enumerate(sources):
         try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
             exec(compile(source, f"<cell {index}>", "exec"), namespace)
+        except CellTimeout:
+            errors.append(f"cell {index}: interrupted after {seconds:g} s")
         except BaseException as error:                  # noqa: BLE001 (student code)
             errors.append(f"cell {index}: {short_error(error)}")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
     return errors
 
 
@@ -237,7 +255,10 @@ def main() -> int:
     incoming, outgoing = take_channel()
     namespace, handles = {"__name__": "__main__"}, {}
     first = channel.read_message(incoming)
-    channel.write_message(outgoing, {"errors": run_cells(first.get("cells", []), namespace)})
+    seconds = first.get("cell_seconds", 0)
+    seconds = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else 0.0
+    channel.write_message(outgoing, {"errors": run_cells(first.get("cells", []), namespace,
+                                                         seconds)})
     while True:
         request = channel.read_message(incoming)
         if request.get("stop"):

@@ -92,9 +92,11 @@ class Worker:
             self.close()
             raise WorkerError(str(error)) from None
 
-    def load(self, sources: list[str]) -> list[str]:
-        """Run the answer cells; returns the errors they raised, in words."""
-        reply = self._exchange({"cells": list(sources)})
+    def load(self, sources: list[str], cell_seconds: float = 10) -> list[str]:
+        """Run the answer cells, each interrupted after ``cell_seconds`` as nbgrader would;
+        returns the errors they raised, in words."""
+        reply = self._exchange({"cells": list(sources), "cell_seconds": cell_seconds},
+                               self.timeout + cell_seconds * len(sources))
         errors = reply.get("errors") if isinstance(reply, dict) else None
         if not isinstance(errors, list) or not all(isinstance(e, str) for e in errors):
             raise WorkerError("the worker answered the load with something else")

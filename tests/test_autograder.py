@@ -35,7 +35,8 @@ def make_course(root: Path, assignment: str) -> Path:
     for name in course.COURSE_FILES:
         shutil.copy2(course.COURSE_DIR / name, root / name)
     shutil.copytree(source / assignment, root / "source" / assignment)
-    grader = course.COURSE_DIR / "graders" / f"{assignment}.py"   # the trusted scorer's
+    graders = FIXTURE_SOURCE / "graders" if assignment == FIXTURE else course.COURSE_DIR / "graders"
+    grader = graders / f"{assignment}.py"                          # the trusted scorer's
     if grader.exists():
         (root / "graders").mkdir()
         shutil.copy2(grader, root / "graders" / grader.name)
@@ -308,6 +309,26 @@ def test_kernel_tricks_earn_nothing(batch):
                for line in batch.results["patched_allclose"].suspicious)
 
 
+def test_feedback_leaks_nothing(batch):
+    """Each student's feedback page holds their own code and outputs, the checks' messages
+    and the scored properties: no line of a grader, a hidden test or a solution that was
+    not the student's own."""
+    import leaks
+    folder, refused = reports.feedback(batch.course_dir, batch.assignment)
+    assert set(refused) <= {"duplicated_cell"}, refused
+    secret = leaks.secret_lines()
+    pages = 0
+    for student, submitted in batch.submissions.items():
+        pages_of = sorted((folder / student / batch.assignment).glob("*.html"))
+        own = {leaks.significant(line) for line in leaks.text_lines(submitted)} - {None}
+        found = leaks.leaks(pages_of, secret, own)
+        assert not found, f"{student}'s feedback leaks:\n" + "\n".join(found[:20])
+        pages += len(pages_of)
+    assert pages >= len(batch.submissions) - 1
+    blank = (folder / "blank_release" / batch.assignment)
+    assert "Scored by the grader" in next(blank.glob("*.html")).read_text()
+
+
 def test_grades_csv(batch, tmp_path):
     grades = reports.export(batch.course_dir, tmp_path / "grades.csv")
     rows = {row["student_id"]: row for row in csv.DictReader(grades.open())}
@@ -436,12 +457,14 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     assert scores("d_test_cell_deleted") == {"test_add": 1, "test_mean_of": 2}
     assert (fixture_course / "reports" / FIXTURE / "autograde.csv").exists()
 
-    # tampering earns nothing: an always-equal object fails the exact type check, and a
-    # patched builtin fails every hidden test that runs after it
+    # tampering decides nothing: the grader computes every answer itself, outside the
+    # student's process. An always-equal object is not the int asked for; a patched builtin
+    # or comparison changes only the student's own process, so right answers keep their
+    # points (and the tamper report shows the patch)
     assert scores("e_always_equal") == {"test_add": 0, "test_mean_of": 2}
-    assert scores("f_patched_abs") == {"test_add": 0, "test_mean_of": 0}
-    assert scores("g_patched_allclose") == {"test_add": 0, "test_mean_of": 0}
-    assert scores("h_patched_float") == {"test_add": 0, "test_mean_of": 0}
+    assert scores("f_patched_abs") == {"test_add": 1, "test_mean_of": 2}
+    assert scores("g_patched_allclose") == {"test_add": 1, "test_mean_of": 2}
+    assert results["h_patched_float"].ok     # it broke only its own process's float()
     # a number-like object with __float__ and __eq__ is not the int the test asks for
     assert scores("i_float_override") == {"test_add": 0, "test_mean_of": 2}
     assert any("builtins.float = ..." in line for line in results["h_patched_float"].suspicious)

@@ -113,3 +113,10 @@ def test_kept_objects_methods_state_and_description(worker):
         worker.call("", worker.ref("img"), on="t")
     with pytest.raises(worker_client.WorkerError, match="not defined"):
         worker.call("no_such_module_here.f")
+
+
+def test_a_cell_that_loops_is_interrupted_and_the_rest_loads(worker):
+    errors = worker.load(["def add(a, b):\n    return a + b\nwhile True:\n    pass\n",
+                          "def mul(a, b):\n    return a * b\n"], cell_seconds=1)
+    assert errors == ["cell 0: interrupted after 1 s"]
+    assert worker.call("add", 2, 3) == 5 and worker.call("mul", 2, 3) == 6
