@@ -327,15 +327,22 @@ def _grade_one(course_dir: Path, assignment: str, student: str, settings: Gradin
             shutil.rmtree(Path(course_dir) / top / student / assignment, ignore_errors=True)
         return GradeResult(assignment, student, ok=False, isolated=isolated,
                            reason=f"not graded: {error}")
-    result = grade_student(course_dir, assignment, student, settings, isolated)
-    if not result.ok and "database is locked" in result.log:
-        result = grade_student(course_dir, assignment, student, settings, isolated)  # again
+    grader = trusted_grader(settings, assignment)
+    if grader is None:                         # the kernel's run would decide: never
+        return GradeResult(assignment, student, ok=False, isolated=isolated, notes=notes,
+                           reason=f"no trusted grader {assignment}.py in {settings.graders_dir}: "
+                                  "nothing may decide the points")
+    with ThreadPoolExecutor(max_workers=1) as scorer:  # scored while nbgrader runs the notebook
+        scoring = scorer.submit(trusted_scores, course_dir, assignment, student, grader,
+                                settings)
+        result = grade_student(course_dir, assignment, student, settings, isolated)
+        if not result.ok and "database is locked" in result.log:
+            result = grade_student(course_dir, assignment, student, settings, isolated)
+        properties = scoring.result()
     result.notes = notes + result.notes
     result.suspicious = tamper_report(course_dir, assignment, student)
-    grader = trusted_grader(settings, assignment) if result.ok else None
-    if grader is not None:
-        result.properties = trusted_scores(course_dir, assignment, student, grader, settings)
-        result.trusted = True
+    if result.ok:
+        result.properties, result.trusted = properties, True
         annotate_feedback(course_dir, assignment, student, result.properties)
         passed = sum(1 for p in result.properties if p.earned == p.points)
         result.notes.append(f"scored outside the kernel: {passed} of "
@@ -344,8 +351,8 @@ def _grade_one(course_dir: Path, assignment: str, student: str, settings: Gradin
 
 
 def trusted_grader(settings: GradingSettings, assignment: str):
-    """The assignment's grader module (graders/<assignment>.py), or None: then nbgrader's
-    hidden tests in the kernel decide, as before."""
+    """The assignment's grader module (graders/<assignment>.py), or None when it has none
+    (its submissions then fail: the kernel's run of the test cells never decides)."""
     from . import scoring
     folder = settings.graders_dir
     if folder is None or not (Path(folder) / f"{assignment}.py").is_file():

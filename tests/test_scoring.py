@@ -1,5 +1,6 @@
 """Trusted scoring of the fixture: properties checked outside the student's process."""
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -149,3 +150,19 @@ def test_feedback_lines_escape_markup():
     results = [scoring.PropertyResult("test_x", "finite", 1.0, 0.0, "<script>alert(1)</script>")]
     text = reports.property_lines(results)
     assert "<script>" not in text and "&lt;script&gt;" in text
+
+
+def test_without_a_grader_module_nothing_is_graded(tmp_path):
+    """The kernel's run of the test cells never decides: an assignment without its
+    grader module fails every submission, with the reason, and writes no grade."""
+    course_dir = make_course(tmp_path / "course", FIXTURE)
+    shutil.rmtree(course_dir / "graders")
+    release.generate(course_dir, FIXTURE)
+    master = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
+    course.write_notebook(master, tmp_path / "in" / "alice.ipynb")
+    collect.collect(course_dir, tmp_path / "in", FIXTURE)
+    [result] = grading.autograde(course_dir, FIXTURE, ["alice"], echo=lambda *_: None)
+    assert not result.ok and "no trusted grader" in result.reason
+    with course.gradebook(course_dir) as gb:
+        assert not [s for s in gb.find_assignment(FIXTURE).submissions
+                    if s.student_id == "alice" and s.score]
