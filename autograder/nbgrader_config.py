@@ -34,9 +34,8 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Per cell: a cell that runs longer is interrupted and scores 0; the next cells still run.
 # Training cells run at their smallest scale while grading (course_utils.runtime: grading).
 c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "120"))   # seconds
-# Before any cell of a submission runs, the kernel records the functions hidden tests
-# compare with (course_utils/grading_guard.py); a test fails when a submission patched them.
-c.Execute.extra_arguments = ["--IPKernelApp.exec_lines=import course_utils.grading_guard"]
+# No test in the kernel decides a grade (the trusted grader, graders/<assignment>.py, does):
+# its run gives the outputs the feedback shows.
 c.Execute.interrupt_on_timeout = True
 
 # --- limits of a grading run: each can be changed here (autograder/README.md lists them) --
