@@ -54,8 +54,9 @@ class MultiCropList:
                   T.RandomGrayscale(p=0.2)]
         finish = [T.ToTensor(), augment.normalize()]
         sizes = [(global_size, global_scale)] * 2 + [(local_size, local_scale)] * n_local
-        self.pipelines = [T.Compose([T.RandomResizedCrop((s, s), scale=sc)] + colour + finish)
-                          for s, sc in sizes]
+        self.pipelines = [T.Compose([T.RandomResizedCrop((s, s), scale=sc)] + colour
+                                    + [T.RandomSolarize(128, p=0.2)] * (k == 1) + finish)
+                          for k, (s, sc) in enumerate(sizes)]
 
     def __call__(self, image):
         return tuple(p(image) for p in self.pipelines)
@@ -63,7 +64,9 @@ class MultiCropList:
 
 def make_multicrop(order="right", normalise="right", repeat=None, scales="right",
                    sizes="right", n_fixed=None, crop_class=T.RandomResizedCrop,
-                   to_tensor=True):
+                   to_tensor=True, flip=True, jitter=(0.4, 0.4, 0.2, 0.1), jitter_p=0.8,
+                   wrap_jitter=True, gray_p=0.2, solarize="second",
+                   solarize_settings=(128, 0.2)):
     """MultiCropTransform with one mistake switched on."""
     class Transform:
         def __init__(self, global_size=32, local_size=16, n_local=6,
@@ -79,19 +82,28 @@ def make_multicrop(order="right", normalise="right", repeat=None, scales="right"
             elif to_tensor and normalise == "imagenet":
                 finish.append(T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
 
-            def crop(size, scale):
+            def crop(size, scale, solarized):
                 first = crop_class(size) if scale is None else crop_class(size, scale=scale)
-                return T.Compose([first, T.RandomHorizontalFlip(),
-                                  T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-                                  T.RandomGrayscale(p=0.2)] + finish)
-            self.global_crop, self.local_crop = crop(g, gs), crop(l, ls)
+                jittering = T.ColorJitter(*jitter)
+                steps = [first] + [T.RandomHorizontalFlip()] * flip
+                steps += [T.RandomApply([jittering], p=jitter_p) if wrap_jitter else jittering]
+                steps += [T.RandomGrayscale(p=gray_p)] if gray_p is not None else []
+                if solarized:
+                    steps.append(T.RandomSolarize(*solarize_settings[:1],
+                                                  p=solarize_settings[1]))
+                return T.Compose(steps + finish)
+            sol = {"second": (False, True, False), "none": (False, False, False),
+                   "both": (True, True, False), "first": (True, False, False),
+                   "local": (False, True, True)}[solarize]
+            self.global_crop, self.second_crop = crop(g, gs, sol[0]), crop(g, gs, sol[1])
+            self.local_crop = crop(l, ls, sol[2])
             self.n_local = n_local if n_fixed is None else n_fixed
 
         def __call__(self, image):
             if repeat == "global":
                 globals_ = [self.global_crop(image)] * 2
             else:
-                globals_ = [self.global_crop(image), self.global_crop(image)]
+                globals_ = [self.global_crop(image), self.second_crop(image)]
             if repeat == "local":
                 locals_ = [self.local_crop(image)] * self.n_local
             else:
@@ -124,6 +136,26 @@ def test_multicrop_accepts_right_answers(capsys):
     (dict(to_tensor=False), ["pil image", "totensor"]),
 ])
 def test_multicrop_names_mistakes(kwargs, words):
+    fails_with(checks.check_multicrop_transform, make_multicrop(**kwargs), *words)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(flip=False), ["no t.randomhorizontalflip()"]),
+    (dict(jitter=(0.4, 0.4, 0.4, 0.1)), ["colorjitter(0.4, 0.4, 0.2, 0.1)", "saturation",
+                                         "notebook 01"]),
+    (dict(jitter=(0.8, 0.4, 0.2, 0.1)), ["colorjitter(0.4, 0.4, 0.2, 0.1)", "brightness"]),
+    (dict(jitter_p=1.0), ["p=1.0", "p=0.8"]),
+    (dict(wrap_jitter=False), ["randomapply", "every crop"]),
+    (dict(gray_p=None), ["randomgrayscale(p=0.2)"]),
+    (dict(gray_p=0.5), ["randomgrayscale(p=0.2)"]),
+    (dict(solarize="none"), ["second global crop should also go through", "randomsolarize"]),
+    (dict(solarize="both"), ["both global crops are solarised"]),
+    (dict(solarize="local"), ["local crops are solarised too"]),
+    (dict(solarize_settings=(200, 0.2)), ["threshold=128", "threshold=200"]),
+    (dict(solarize_settings=(128, 0.5)), ["p=0.2", "p=0.5"]),
+])
+def test_multicrop_names_recipe_mistakes(kwargs, words):
+    """The steps of each crop, recorded as they are applied (not the crops' pixels)."""
     fails_with(checks.check_multicrop_transform, make_multicrop(**kwargs), *words)
 
 
@@ -226,10 +258,17 @@ class DINOHeadOldAPI(nn.Module):
             if k < len(dims) - 2:
                 layers.append(nn.GELU())
         self.mlp = nn.Sequential(*layers)
+        self.apply(self._init_weights)
         self.last_layer = nn.utils.weight_norm(nn.Linear(bottleneck_dim, out_dim, bias=False))
         self.last_layer.weight_g.data.fill_(1)
         if norm_last_layer:
             self.last_layer.weight_g.requires_grad = False
+
+    def _init_weights(self, m):
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
 
     def forward(self, x):
         x = self.mlp(x)
@@ -239,7 +278,7 @@ class DINOHeadOldAPI(nn.Module):
 
 def make_head(norm="before", bias=False, weight_norm="new", fill=True, freeze="right",
               activation=nn.GELU, nlayers_fixed=None, act_at_end=False,
-              names=("mlp", "last_layer")):
+              names=("mlp", "last_layer"), init_std=0.02, init_bias=0.0):
     """DINOHead with one mistake switched on."""
     class Head(nn.Module):
         def __init__(self, in_dim, out_dim, use_bn=False, norm_last_layer=True, nlayers=3,
@@ -250,6 +289,10 @@ def make_head(norm="before", bias=False, weight_norm="new", fill=True, freeze="r
             layers = []
             for k, (a, b) in enumerate(zip(dims, dims[1:])):
                 layers.append(nn.Linear(a, b))
+                if init_std is not None:
+                    nn.init.trunc_normal_(layers[-1].weight, std=init_std)
+                if init_bias is not None:
+                    nn.init.constant_(layers[-1].bias, init_bias)
                 if k < len(dims) - 2 or act_at_end:
                     layers.append(activation())
             linear = nn.Linear(bottleneck_dim, out_dim, bias=bias)
@@ -312,6 +355,16 @@ def test_dino_head_accepts_right_answers(capsys):
     (dict(names=("projector", "last_layer")), ["self.mlp"]),
 ])
 def test_dino_head_names_mistakes(kwargs, words):
+    fails_with(checks.check_dino_head, make_head(**kwargs), *words)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(init_std=None, init_bias=None), ["standard deviation", "nn.linear's default",
+                                           "trunc_normal_(weight, std=0.02)"]),
+    (dict(init_std=0.05), ["standard deviation 0.05", "trunc_normal_"]),
+    (dict(init_bias=0.1), ["bias of self.mlp.0 should start at 0"]),
+])
+def test_dino_head_names_initialisation_mistakes(kwargs, words):
     fails_with(checks.check_dino_head, make_head(**kwargs), *words)
 
 
@@ -457,6 +510,23 @@ def test_dino_loss_check_wants_ln_k_for_uniform_outputs():
         loss = dino_loss(student_out, teacher_out, center, student_temp, teacher_temp)
         return loss if student_out.abs().sum() > 0 else loss * 0.5
     fails_with(checks.check_dino_loss, clamps, "ln k")
+
+
+def test_dino_loss_check_wants_a_finite_loss_at_the_texts_temperatures():
+    """log(softmax) instead of log_softmax: right on the small fixed inputs, -inf (and a
+    NaN loss) once a student probability underflows at temperature 0.1."""
+    unstable = make_loss()
+
+    def log_of_softmax(student_out, teacher_out, center, student_temp, teacher_temp):
+        B = len(teacher_out) // 2
+        n = len(student_out) // B
+        p_t = F.softmax((teacher_out - center) / teacher_temp, dim=-1).detach().chunk(2)
+        log_p = torch.log(F.softmax(student_out / student_temp, dim=-1)).chunk(n)
+        terms = [(-p_t[i] * log_p[v]).sum(-1).mean() for i in range(2) for v in range(n)
+                 if v != i]
+        return torch.stack(terms).mean()
+    checks.check_dino_loss(unstable)
+    fails_with(checks.check_dino_loss, log_of_softmax, "not a finite number", "f.log_softmax")
 
 
 def test_dino_loss_check_does_not_detach_the_student_for_you():

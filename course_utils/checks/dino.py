@@ -47,6 +47,14 @@ def crop_image(width: int = 40, height: int = 36) -> Image.Image:
     return Image.fromarray(rgb.round().astype(np.uint8))
 
 
+def large_loss_inputs():
+    """Outputs far larger than the head's, at the text's temperatures (0.1, 0.04): B = 2,
+    K = 9, 4 crops; a loss that is not computed stably overflows here."""
+    return (fixed_tensor(8, 9, scale=20.0, phase=0.5, step=1.9),
+            fixed_tensor(4, 9, scale=10.0, phase=2.5, step=2.3),
+            fixed_tensor(1, 9, scale=5.0, phase=1.5), 0.1, 0.04)
+
+
 def loss_inputs():
     """Two (student_out, teacher_out, center, student_temp, teacher_temp) cases:
     B = 3, K = 5, 4 crops, temperatures (0.1, 0.04); B = 2, K = 6, 2 crops, (0.2, 0.07)."""
@@ -74,6 +82,7 @@ SCHEDULE_CASES = [(0.996, 1.0, 100, (0, 10, 25, 50, 75, 90, 100, 101, 150)),
 # digits, schedules to 12). One entry per case of the inputs above; None: not defined.
 
 LOSS = [2.80914, 1.75997]
+LOSS_LARGE = 177.350                     # large_loss_inputs(), at temperatures 0.1 and 0.04
 LOSS_MISTAKES = {
     "same_view": (2.76951, 2.78086),
     "temps_swapped": (5.87321, 5.06792),
@@ -160,22 +169,57 @@ def _fixed_rng(seed: int = 0):
         np.random.set_state(numpy_state)
 
 
+# The steps of DINO's recipe that the check records, with the settings it notes of each.
+RECORDED = {"crop": T.RandomResizedCrop, "flip": T.RandomHorizontalFlip,
+            "apply": T.RandomApply, "gray": T.RandomGrayscale, "solarize": T.RandomSolarize}
+JITTER = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.8, 1.2),
+          "hue": (-0.1, 0.1)}                     # ColorJitter(0.4, 0.4, 0.2, 0.1) as stored
+
+
+def _settings(kind: str, step) -> tuple:
+    if kind == "crop":
+        size = step.size if isinstance(step.size, (tuple, list)) else (step.size, step.size)
+        return tuple(int(s) for s in size), tuple(float(s) for s in step.scale)
+    if kind == "apply":
+        return float(step.p), [(type(t).__name__, {k: tuple(getattr(t, k, None) or ())
+                                                   for k in JITTER})
+                               for t in step.transforms]
+    if kind == "solarize":
+        return float(step.threshold), float(step.p)
+    return (float(step.p),)
+
+
 @contextmanager
 def _recording_crops():
-    """Record (size, scale) of every transforms.RandomResizedCrop applied inside."""
-    calls = []
-    original = T.RandomResizedCrop.forward
+    """Record (size, scale) of every transforms.RandomResizedCrop applied inside, and in
+    ``calls.steps`` every step of the recipe applied, in order: (kind, settings)."""
+    calls, steps = _Calls(), []
+    calls.steps = steps
+    originals = {kind: cls.forward for kind, cls in RECORDED.items()}
 
-    def forward(self, img):
-        size = self.size if isinstance(self.size, (tuple, list)) else (self.size, self.size)
-        calls.append((tuple(int(s) for s in size), tuple(float(s) for s in self.scale)))
-        return original(self, img)
+    def recorder(kind):
+        original = originals[kind]
 
-    T.RandomResizedCrop.forward = forward
+        def forward(self, *args, **kwargs):
+            settings = _settings(kind, self)
+            steps.append((kind, settings))
+            if kind == "crop":
+                calls.append(settings)
+            return original(self, *args, **kwargs)
+        return forward
+
+    for kind, cls in RECORDED.items():
+        cls.forward = recorder(kind)
     try:
         yield calls
     finally:
-        T.RandomResizedCrop.forward = original
+        for kind, cls in RECORDED.items():
+            cls.forward = originals[kind]
+
+
+class _Calls(list):
+    """The (size, scale) of each crop, with the recorded steps as ``.steps``."""
+    steps: list
 
 
 def _make_multicrop(cls, case):
@@ -304,7 +348,7 @@ def _check_multicrop(cls) -> None:
             fail(f"{label}: the crops should be float32 tensors (T.ToTensor() gives them), got "
                  f"{sorted({str(c.dtype) for c in crops})}.")
         if first is None:
-            first = (transform, crops)
+            first = (transform, crops, calls)
             if all(float(c.min()) >= 0 and float(c.max()) <= 1 for c in crops):
                 fail(f"{label}: every value is in [0, 1]: did you forget augment.normalize() "
                      f"after T.ToTensor()?")
@@ -318,7 +362,7 @@ def _check_multicrop(cls) -> None:
                      f"[local(image)] * n_local).")
         _check_calls(calls, case, label)
 
-    transform, crops = first
+    transform, crops, _ = first
     again, _ = _call_multicrop(transform, image, what)
     if not _differ(again[0], crops[0]) and not _differ(again[2], crops[2]):
         fail(f"{what}: a second call on the same image gave the same crops; build the random "
@@ -340,9 +384,75 @@ def _check_multicrop(cls) -> None:
         fail(f"{what}: crop {i} of a black image should be -mean/std = {CIFAR_BLACK} per "
              f"channel, got {short(means)}. End each crop with T.ToTensor() and "
              f"augment.normalize() (after the colour operations).")
+    _check_recipe(first[2], CROP_CASES[0], what)
     g, l, n, gs, ls = CROP_CASES[0]
     passed(what, f"2 global crops (3, {g}, {g}) with scale {gs}, then {n} local (3, {l}, {l}) "
-                 f"with scale {ls}, each drawn separately, normalised")
+                 f"with scale {ls}, each drawn separately, flipped, colour-jittered (p=0.8), "
+                 f"grayscale (p=0.2), the second global crop solarised (p=0.2), normalised")
+
+
+def _per_crop(steps) -> list[tuple[tuple, list]]:
+    """The recorded steps split by crop: (the crop's (size, scale), its other steps)."""
+    crops = []
+    for kind, settings in steps:
+        if kind == "crop":
+            crops.append((settings, []))
+        elif crops:
+            crops[-1][1].append((kind, settings))
+    return crops
+
+
+def _check_recipe(calls, case, what) -> None:
+    """The steps each crop went through (recorded on the first fixed case): flip, colour
+    jitter with p=0.8, grayscale with p=0.2, and solarisation on the second global crop."""
+    g = case[0]
+    crops = _per_crop(calls.steps)
+    global_crops = [i for i, ((size, _), _) in enumerate(crops) if size == (g, g)]
+    for i, ((size, _), steps) in enumerate(crops):
+        kind = "global" if i in global_crops else "local"
+        label = f"{what}: crop {i} ({kind}, in the order drawn)"
+        kinds = [k for k, _ in steps]
+        if "flip" not in kinds:
+            fail(f"{label} has no T.RandomHorizontalFlip(); every crop is flipped at random.")
+        if any(settings != (0.5,) for k, settings in steps if k == "flip"):
+            fail(f"{label}: RandomHorizontalFlip should keep its default p=0.5.")
+        applies = [settings for k, settings in steps if k == "apply"]
+        jitters = [(p, found) for p, inner in applies for name, found in inner
+                   if name == "ColorJitter"]
+        if not jitters:
+            fail(f"{label} has no T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8) "
+                 f"(a ColorJitter on its own is applied to every crop; wrap it in "
+                 f"T.RandomApply).")
+        for p, found in jitters:
+            wrong = {k: v for k, v in found.items() if not close(v, JITTER[k], atol=1e-6)}
+            if wrong:
+                hint = (" (0.4 is notebook 01's saturation; DINO's is 0.2)"
+                        if "saturation" in wrong else "")
+                fail(f"{label}: ColorJitter should be ColorJitter(0.4, 0.4, 0.2, 0.1) "
+                     f"(brightness, contrast, saturation, hue); its ranges "
+                     f"{ {k: tuple(round(x, 3) for x in v) for k, v in wrong.items()} } differ"
+                     f"{hint}.")
+            if abs(p - 0.8) > 1e-9:
+                fail(f"{label}: the colour jitter is applied with p={p}; use "
+                     f"T.RandomApply([...], p=0.8).")
+        grays = [settings for k, settings in steps if k == "gray"]
+        if not grays or any(abs(p - 0.2) > 1e-9 for (p,) in grays):
+            fail(f"{label} should go through T.RandomGrayscale(p=0.2).")
+        solarize = [settings for k, settings in steps if k == "solarize"]
+        for threshold, p in solarize:
+            if abs(threshold - 128) > 1e-9 or abs(p - 0.2) > 1e-9:
+                fail(f"{what}: use T.RandomSolarize(threshold=128, p=0.2), got "
+                     f"threshold={threshold:g}, p={p:g}.")
+        if solarize and kind == "local":
+            fail(f"{what}: the local crops are solarised too; only the second global crop "
+                 f"gets T.RandomSolarize(threshold=128, p=0.2).")
+    solarized = [i for i in global_crops if any(k == "solarize" for k, _ in crops[i][1])]
+    if not solarized:
+        fail(f"{what}: the second global crop should also go through "
+             f"T.RandomSolarize(threshold=128, p=0.2), as in DINO.")
+    if len(solarized) == len(global_crops):
+        fail(f"{what}: both global crops are solarised; only the second one gets "
+             f"T.RandomSolarize(threshold=128, p=0.2).")
 
 
 # ============================================================================ the head
@@ -460,9 +570,32 @@ def check_dino_head(cls) -> None:
     with _fixed_rng(0):
         for case in HEAD_CASES:
             _check_head_case(cls, case)
+        _check_head_init(cls)
     passed("DINOHead", "MLP of nlayers Linear layers with GELU, L2-normalised bottleneck, "
                        "weight-normalised last layer without bias, gain 1 (frozen when "
-                       "norm_last_layer=True), outputs in [-1, 1]")
+                       "norm_last_layer=True), outputs in [-1, 1], MLP initialised with "
+                       "trunc_normal_(std=0.02) and bias 0")
+
+
+INIT_CASE = (48, 16, 256, 64, 3, True)      # large layers: their weights' spread is clear
+
+
+def _check_head_init(cls) -> None:
+    """The MLP's Linear layers start as DINO's: weights trunc_normal_(std=0.02), bias 0."""
+    head, call = _make_head(cls, INIT_CASE)
+    for name, module in head.mlp.named_modules():
+        if not isinstance(module, nn.Linear):
+            continue
+        layer = f"self.mlp{'.' + name if name else ''}"
+        spread = float(module.weight.detach().double().std())
+        if not 0.016 <= spread <= 0.024:
+            default = 1 / math.sqrt(module.in_features) / math.sqrt(3)
+            extra = (" (that is nn.Linear's default initialisation)"
+                     if abs(spread - default) < 0.2 * default else "")
+            fail(f"{call}: the weights of {layer} have standard deviation {spread:.4f}{extra}; "
+                 f"initialise them as DINO does: nn.init.trunc_normal_(weight, std=0.02).")
+        if module.bias is not None and bool(module.bias.detach().abs().max() > 0):
+            fail(f"{call}: the bias of {layer} should start at 0 (nn.init.zeros_(bias)).")
 
 
 def _check_head_case(cls, case) -> None:
@@ -620,6 +753,21 @@ def check_dino_loss(fn) -> None:
         if student_in.grad is None or float(student_in.grad.abs().sum()) == 0:
             fail(f"{what}: no gradient reaches student_out; keep the student in the graph.")
 
+    student, teacher, center, ts, tt = large_loss_inputs()
+    label = (f"{what} on outputs of size 10 to 20 at student_temp={ts}, teacher_temp={tt} "
+             f"(the text's temperatures)")
+    with quiet():
+        large = fn(student, teacher, center, ts, tt)
+    require_tensor(large, label)
+    if not bool(torch.isfinite(large.detach()).all()):
+        fail(f"{label} is {short(large)}, not a finite number: compute log P_s with "
+             f"F.log_softmax(student_out / student_temp, dim=-1), not torch.log(softmax(...)) "
+             f"(a probability that underflows to 0 gives log 0 = -inf), and P_t with "
+             f"F.softmax.")
+    if not close(large, LOSS_LARGE, rtol=1e-4, atol=1e-3):
+        fail(f"{label}: got {short(large)}, expected {LOSS_LARGE}: large outputs lose "
+             f"precision in your computation; use F.softmax and F.log_softmax.")
+
     for K in (7, 50):
         with quiet():
             uniform = fn(torch.zeros(3 * 2, K), torch.full((2 * 2, K), 0.7), torch.zeros(1, K),
@@ -630,7 +778,8 @@ def check_dino_loss(fn) -> None:
                  f"the loss should be ln K = {math.log(K):.5f}, got {short(uniform)}.")
     passed(what, f"{LOSS[0]:.4f} and {LOSS[1]:.4f} for the fixed inputs (4 and 2 crops): "
                  f"centred, sharpened, detached teacher; every pair of different crops; "
-                 f"uniform outputs give ln K")
+                 f"finite for large outputs at temperatures 0.1 and 0.04; uniform outputs "
+                 f"give ln K")
 
 
 # ============================================================================ the center
@@ -743,4 +892,4 @@ def check_cosine_schedule(fn) -> None:
 
 __all__ = ["check_cosine_schedule", "check_dino_head", "check_dino_loss",
            "check_multicrop_transform", "check_update_center", "center_inputs", "crop_image",
-           "loss_inputs"]
+           "large_loss_inputs", "loss_inputs"]
