@@ -92,7 +92,7 @@ class Worker:
             self.close()
             raise WorkerError(str(error)) from None
 
-    def load(self, sources: list[str], cell_seconds: float = 10) -> list[str]:
+    def load(self, sources: list[str], cell_seconds: float = 30) -> list[str]:
         """Run the answer cells, each interrupted after ``cell_seconds`` as nbgrader would;
         returns the errors they raised, in words."""
         reply = self._exchange({"cells": list(sources), "cell_seconds": cell_seconds},

@@ -143,4 +143,13 @@ def cosine_schedule(base, final, step, total_steps):
     progress = math.sin(0.5 * math.pi * step / total_steps) ** 2
     return float(base + (final - base) * progress)
 ''',
+    # The teacher's update (ungraded here, graded in notebook 02), as a lerp towards the
+    # student.
+    "teacher_update": '''\
+@torch.no_grad()
+def ema_update(student, teacher, m):
+    """In place: theta_teacher <- m * theta_teacher + (1 - m) * theta_student (parameters only)."""
+    for theta_student, theta_teacher in zip(student.parameters(), teacher.parameters()):
+        theta_teacher.lerp_(theta_student, 1.0 - m)
+''',
 }
