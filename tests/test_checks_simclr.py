@@ -30,21 +30,35 @@ def test_fixed_inputs_are_deterministic():
 # ----------------------------------------------------------------------------- cross-entropy
 
 
-def ce_right(logits, targets):
-    return F.cross_entropy(logits, targets)
-
-
 def ce_rows(logits, targets):
-    """Per-row -z_y + logsumexp(z), written with torch.logsumexp."""
-    picked = logits.gather(1, targets[:, None]).squeeze(1)
-    return torch.logsumexp(logits, dim=1) - picked
+    """Per-row -z_y + log sum exp(z), from max, exp, sum, log and gather."""
+    top = logits.max(dim=1, keepdim=True).values
+    lse = top.squeeze(1) + (logits - top).exp().sum(dim=1).log()
+    return lse - logits.gather(1, targets[:, None]).squeeze(1)
+
+
+def ce_right(logits, targets):
+    return ce_rows(logits, targets).mean()
 
 
 def test_softmax_cross_entropy_accepts_right_answer(capsys):
     checks.check_softmax_cross_entropy(ce_right)
-    checks.check_softmax_cross_entropy(lambda z, y: ce_rows(z, y).mean())
+    checks.check_softmax_cross_entropy(lambda z, y: ce_rows(z, y).sum() / len(y))
     out = capsys.readouterr()
     assert "[ok] softmax_cross_entropy" in out.out and out.err == ""
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda z, y: F.cross_entropy(z, y), ["calls cross_entropy", "max, exp, sum, log"]),
+    (lambda z, y: torch.nn.CrossEntropyLoss()(z, y), ["cross_entropy"]),
+    (lambda z, y: (torch.logsumexp(z, 1) - z.gather(1, y[:, None])[:, 0]).mean(),
+     ["logsumexp"]),
+    (lambda z, y: -F.log_softmax(z, dim=1).gather(1, y[:, None]).mean(), ["log_softmax"]),
+    (lambda z, y: -z.log_softmax(1)[torch.arange(len(y)), y].mean(), ["log_softmax"]),
+])
+def test_softmax_cross_entropy_names_ready_made_losses(fn, words):
+    """The text forbids the library's cross-entropy: the check sees the calls."""
+    fails_with(checks.check_softmax_cross_entropy, fn, *words)
 
 
 def unstable_ce(logits, targets):
@@ -107,6 +121,23 @@ def test_cosine_similarity_matrix_names_mistakes(fn, words):
     fails_with(checks.check_cosine_similarity_matrix, fn, *words)
 
 
+def cos_in_place(z):
+    z /= z.norm(dim=1, keepdim=True)
+    return z @ z.T
+
+
+@pytest.mark.parametrize("fn, words", [
+    (cos_in_place, ["in place"]),
+    # right on the fixed rows (all longer than 1), wrong once a row is shorter
+    (lambda z: (lambda u: u @ u.T)(z / z.norm(dim=1, keepdim=True).clamp(min=1.0)),
+     ["rescaling", "lengths"]),
+    # squeeze() turns the (1, 1) matrix of a single row into a number
+    (lambda z: F.cosine_similarity(z[:, None], z[None], dim=-1).squeeze(), ["single row"]),
+])
+def test_cosine_similarity_matrix_edge_requirements(fn, words):
+    fails_with(checks.check_cosine_similarity_matrix, fn, *words)
+
+
 # ----------------------------------------------------------------------------- NT-Xent
 
 
@@ -155,14 +186,42 @@ def nt_xent_loops(z_i, z_j, tau):
     return total / n2
 
 
-CHECKS_NT = [checks.check_nt_xent_loss, checks.check_nt_xent_loss_naive]
-
-
-@pytest.mark.parametrize("check", CHECKS_NT)
-def test_nt_xent_accepts_right_answer(check, capsys):
-    check(nt_xent)
-    check(nt_xent_loops)
+def test_nt_xent_accepts_right_answers(capsys):
+    checks.check_nt_xent_loss(nt_xent)
+    checks.check_nt_xent_loss_naive(nt_xent_loops)
     assert capsys.readouterr().out.count("[ok] nt_xent_loss") == 2
+
+
+def nt_xent_unstable(z_i, z_j, tau):
+    """Right formula, no log-sum-exp trick: exp(100) overflows float32 at tau = 0.01."""
+    n = len(z_i)
+    z = F.normalize(torch.cat([z_i, z_j]), dim=1)
+    e = (z @ z.T / tau).exp() * (1 - torch.eye(2 * n))
+    positive = e[torch.arange(2 * n), (torch.arange(2 * n) + n) % (2 * n)]
+    return -(positive / e.sum(dim=1)).log().mean()
+
+
+def nt_xent_mask_ones(z_i, z_j, tau):
+    """Leaves out every similarity equal to 1 instead of the diagonal: right on distinct z."""
+    n = len(z_i)
+    z = F.normalize(torch.cat([z_i, z_j]), dim=1)
+    sim = z @ z.T
+    logits = (sim / tau).masked_fill(sim > 1 - 1e-6, float("-inf"))
+    return F.cross_entropy(logits, (torch.arange(2 * n) + n) % (2 * n))
+
+
+def test_nt_xent_smallest_temperature_and_large_z():
+    fails_with(checks.check_nt_xent_loss, nt_xent_unstable, "tau = 0.01")
+    checks.check_nt_xent_loss_naive(nt_xent_loops)      # the loops need not be stable
+
+
+def test_nt_xent_collapsed_embeddings():
+    fails_with(checks.check_nt_xent_loss, nt_xent_mask_ones, "ln(2n - 1)")
+
+
+def test_nt_xent_loops_where_the_text_asks_for_them():
+    fails_with(checks.check_nt_xent_loss_naive, nt_xent, "loops in python", "2n anchors")
+    fails_with(checks.check_nt_xent_loss, nt_xent_loops, "python loop")
 
 
 NT_MISTAKES = [
@@ -211,7 +270,8 @@ def transform(image_size=32, blur=False, *, crop_scale=(0.08, 1.0), flip=True, j
     if gray_p:
         steps.append(T.RandomGrayscale(gray_p))
     if blur or blur_always:
-        steps.append(T.RandomApply([T.GaussianBlur(3, sigma=(0.1, 2.0))], p=0.5))
+        steps.append(T.RandomApply([T.GaussianBlur(max(3, round(image_size / 10)) | 1,
+                                                   sigma=(0.1, 2.0))], p=0.5))
     if to_tensor:
         steps.append(T.ToTensor())
         if mean is not None:
@@ -243,6 +303,51 @@ def test_simclr_transform_accepts_right_answer(capsys):
 def test_simclr_transform_names_mistakes(kwargs, words):
     fails_with(checks.check_simclr_transform,
                lambda image_size=32, blur=False: transform(image_size, blur, **kwargs), *words)
+
+
+def blur_transform(kernel=None, sigma=(0.1, 2.0), p=0.5):
+    def fn(image_size=32, blur=False):
+        steps = [T.RandomResizedCrop(image_size, scale=(0.08, 1.0)), T.RandomHorizontalFlip(),
+                 T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+                 T.RandomGrayscale(0.2)]
+        if blur:
+            size = kernel or (max(3, round(image_size / 10)) | 1)
+            steps.append(T.RandomApply([T.GaussianBlur(size, sigma=sigma)], p=p))
+        return T.Compose(steps + [T.ToTensor(), T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+    return fn
+
+
+def test_simclr_transform_settings_read_from_the_steps(capsys):
+    checks.check_simclr_transform(blur_transform())
+    assert "[ok] simclr_transform" in capsys.readouterr().out
+    fails_with(checks.check_simclr_transform, blur_transform(kernel=3), "blur kernel", "10%")
+    fails_with(checks.check_simclr_transform, blur_transform(sigma=(1.0, 1.0)), "sigma")
+    fails_with(checks.check_simclr_transform, blur_transform(p=1.0), "p=0.5")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(jitter=(0.5, 0.5, 0.5, 0.1)), ["brightness range", "strength s = 0.5"]),
+    (dict(jitter=(0.4, 0.4, 0.4, 0.2)), ["hue range"]),
+    (dict(gray_p=0.3), ["p=0.2"]),
+])
+def test_simclr_transform_settings_behaviour_cannot_tell(kwargs, words):
+    """Settings close enough to pass the statistics, named from the steps themselves."""
+    fails_with(checks.check_simclr_transform,
+               lambda image_size=32, blur=False: transform(image_size, blur, **kwargs), *words)
+
+
+def test_simclr_transform_crop_ratio_and_flip_p():
+    def square_crops(image_size=32, blur=False):
+        steps = transform(image_size, blur).transforms
+        steps[0] = T.RandomResizedCrop(image_size, scale=(0.08, 1.0), ratio=(1.0, 1.0))
+        return T.Compose(steps)
+
+    def rare_flips(image_size=32, blur=False):
+        steps = transform(image_size, blur).transforms
+        steps[1] = T.RandomHorizontalFlip(p=0.4)
+        return T.Compose(steps)
+    fails_with(checks.check_simclr_transform, square_crops, "aspect ratios")
+    fails_with(checks.check_simclr_transform, rare_flips, "p=0.5")
 
 
 def test_simclr_transform_hard_coded_size_and_missing_blur():
@@ -325,6 +430,13 @@ def test_projection_head_accepts_both_variants(capsys):
 ])
 def test_projection_head_names_mistakes(cls, words):
     fails_with(checks.check_projection_head, cls, *words)
+
+
+def test_projection_head_gradient_reaches_h():
+    class Detached(HeadBN):
+        def forward(self, h):
+            return self.layers(h.detach())
+    fails_with(checks.check_projection_head, Detached, "no gradient reaches h")
 
 
 def test_projection_head_hard_coded_sizes():

@@ -7,10 +7,13 @@ only compares.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..augment import CIFAR10_MEAN, CIFAR10_STD
 from . import (as_array, close, diagnose, fail, fixed_tensor, passed, quiet, require_finite,
@@ -42,6 +45,26 @@ def nt_xent_inputs():
     w_i = fixed_tensor(3, 4, scale=2.0, phase=0.5, step=1.1)
     w_j = 0.7 * w_i + fixed_tensor(3, 4, phase=4.0, step=0.9)
     return [(z_i, z_j, 0.5), (w_i, w_j, 0.2)]
+
+
+class TorchCalls(TorchFunctionMode):
+    """Inside ``with TorchCalls() as calls:``, ``calls.names`` lists the torch functions and
+    tensor methods the code called (their names only; nested calls are not listed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.append(getattr(func, "__name__", type(func).__name__))
+        return func(*args, **(kwargs or {}))
+
+
+def count_torch_calls(fn, *args) -> int:
+    """How many torch calls ``fn(*args)`` makes (a loop over a batch makes more for more)."""
+    with quiet(), TorchCalls() as calls:
+        fn(*args)
+    return len(calls.names)
 
 
 # ============================================================================ stored numbers
@@ -114,6 +137,10 @@ NT = [{'expected': 1.02378,
                     'sum': 1.80247,
                     'cross_only': 0.193454}}]
 
+NT_TAU_SMALLEST = 0.01      # the smallest temperature exercise 5 names
+NT_AT_SMALLEST = 4.50837    # the first fixed batch at tau = 0.01
+NT_LARGE_Z = 0.18728        # the second fixed batch times 1000, at tau = 0.05
+
 # ============================================================================ cross-entropy
 
 CE_MESSAGES = {
@@ -167,6 +194,14 @@ def check_softmax_cross_entropy(fn) -> None:
                         "a one-hot) or from (-inf) - (-inf): pick the target logit by "
                         "indexing instead.")
     diagnose(loss_masked, CE_MASKED, [], f"{what} with -inf logits")
+    with quiet(), TorchCalls() as calls:
+        fn(logits.clone(), targets)
+    ready_made = sorted({n for n in calls.names
+                         if "cross_entropy" in n or "log_softmax" in n or "logsumexp" in n})
+    if ready_made:
+        fail(f"{what} calls {', '.join(ready_made)}: the exercise is to build the loss "
+             f"yourself from max, exp, sum, log and indexing (no F.cross_entropy, "
+             f"F.log_softmax, torch.log_softmax or torch.logsumexp).")
     passed(what, f"loss {loss.item():.4f} for the fixed logits; stable for large and -inf logits")
 
 
@@ -192,6 +227,12 @@ def check_cosine_similarity_matrix(fn) -> None:
     z = cos_inputs()
     M, D = z.shape
     what = "cosine_similarity_matrix"
+    untouched = z.clone()
+    with quiet():
+        fn(untouched)
+    if not torch.equal(untouched, z):
+        fail(f"{what} changed its input z in place (e.g. z /= ...): compute a normalised "
+             f"copy instead, the caller still needs z.")
     x = z.clone().requires_grad_(True)
     with quiet():
         sim = fn(x)
@@ -208,6 +249,16 @@ def check_cosine_similarity_matrix(fn) -> None:
     mistakes = [(COS_MISTAKES[k], m) for k, m in COS_MESSAGES.items()]
     diagnose(sim, COS, mistakes, what,
              hint="Entry (i, k) is z_i . z_k / (|z_i| |z_k|).")
+    lengths = torch.tensor([[0.1], [0.25], [7.0], [1.0], [0.5]])
+    with quiet():
+        rescaled = fn(z * lengths)
+    if not close(rescaled, as_array(sim), rtol=1e-4, atol=1e-5):
+        fail(f"{what}: rescaling the rows of z changed the matrix; the cosine similarity "
+             f"ignores the lengths of the vectors.")
+    with quiet():
+        single = fn(z[:1].clone())
+    if not close(single, [[1.0]], atol=1e-5):
+        fail(f"{what} of a single row should be the (1, 1) matrix [[1.]], got {short(single)}.")
     passed(what, f"({M}, {M}) matrix with a unit diagonal, values match")
 
 
@@ -230,7 +281,7 @@ NT_MESSAGES = {
 }
 
 
-def _check_nt_xent(fn, what: str) -> None:
+def _check_nt_xent(fn, what: str, loops: bool) -> None:
     first = None
     for case, ((z_i, z_j, tau), stored) in enumerate(zip(nt_xent_inputs(), NT)):
         N = len(z_i)
@@ -264,18 +315,49 @@ def _check_nt_xent(fn, what: str) -> None:
             if t.grad is None or not torch.isfinite(t.grad).all() or t.grad.abs().sum() == 0:
                 fail(f"{label}: no (finite) gradient reaches {name}.")
         first = first if first is not None else loss.item()
+    for N in (2, 5):
+        same = torch.ones(N, 3)
+        with quiet():
+            collapsed = fn(same, same.clone(), 0.5)
+        if not close(collapsed, math.log(2 * N - 1), rtol=1e-4, atol=1e-4):
+            fail(f"{what}: when all 2N = {2 * N} embeddings are equal every anchor sees 2N - 1 "
+                 f"equally similar views, so the loss is ln(2N - 1) = {math.log(2 * N - 1):.4f}; "
+                 f"got {short(collapsed)}.")
+    (z_i, z_j, _), _ = nt_xent_inputs()
+    few = count_torch_calls(fn, z_i[:2].clone(), z_j[:2].clone(), 0.5)
+    many = count_torch_calls(fn, z_i.clone(), z_j.clone(), 0.5)
+    if loops and many - few < 4:
+        fail(f"{what}: the number of torch calls does not grow with N ({few} for N=2, {many} "
+             f"for N=4); this version loops in Python over the 2N anchors, term by term.")
+    if not loops and many > few:
+        fail(f"{what}: the number of torch calls grows with N ({few} for N=2, {many} for "
+             f"N=4), so a Python loop over the batch is left; compute all anchors at once.")
+    if not loops:
+        (z_i, z_j, _), (w_i, w_j, _) = nt_xent_inputs()
+        with quiet():
+            tiny = fn(z_i.clone(), z_j.clone(), NT_TAU_SMALLEST)
+        label = f"{what} at tau = {NT_TAU_SMALLEST} (logits up to {1 / NT_TAU_SMALLEST:g})"
+        require_finite(tiny, label, hint="Mask the diagonal with -inf and use the stable "
+                                         "cross-entropy, never exp of the raw logits.")
+        diagnose(tiny, NT_AT_SMALLEST, [], label, rtol=1e-3, atol=1e-3)
+        with quiet():
+            large = fn(w_i * 1000, w_j * 1000, 0.05)
+        label = f"{what} for |z| about 1000 at tau = 0.05"
+        require_finite(large, label, hint="Normalise z (cosine similarity) before the dot "
+                                          "products.")
+        diagnose(large, NT_LARGE_Z, [], label, rtol=1e-3, atol=1e-3)
     passed(what, f"loss {first:.4f} for the first fixed batch; matches for two batch sizes "
                  f"and temperatures; gradients reach both views")
 
 
 def check_nt_xent_loss_naive(fn) -> None:
     """Check ``nt_xent_loss_naive(z_i, z_j, tau)`` on two fixed batches."""
-    _check_nt_xent(fn, "nt_xent_loss_naive")
+    _check_nt_xent(fn, "nt_xent_loss_naive", loops=True)
 
 
 def check_nt_xent_loss(fn) -> None:
     """Check the vectorised ``nt_xent_loss(z_i, z_j, tau)`` on two fixed batches."""
-    _check_nt_xent(fn, "nt_xent_loss")
+    _check_nt_xent(fn, "nt_xent_loss", loops=False)
 
 
 # ============================================================================ the transform
@@ -314,6 +396,77 @@ def _find(transform, name: str) -> bool | None:
         return None
     found = [_find(t, name) for t in children]
     return True if any(found) else False
+
+
+def _steps(transform) -> list[tuple[object, float | None]]:
+    """The leaves of a (nested) composition with the p of an enclosing RandomApply."""
+    found = []
+    for step in getattr(transform, "transforms", None) or []:
+        inner = getattr(step, "transforms", None)
+        if inner is not None:
+            p = getattr(step, "p", None) if type(step).__name__ == "RandomApply" else None
+            found += [(leaf, p) for leaf in inner]
+        else:
+            found.append((step, None))
+    return found
+
+
+def _pair(value) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    except (TypeError, ValueError):
+        return ()
+
+
+def _about(value, expected, tol=1e-3) -> bool:
+    got = _pair(value)
+    return len(got) == len(expected) and all(abs(a - b) <= tol for a, b in zip(got, expected))
+
+
+def _recipe_settings(what: str, transform, image_size: int, blur: bool) -> None:
+    """Compare the settings of the steps (where they can be read) with the recipe's."""
+    steps = _steps(transform)
+    if not steps:
+        return
+    by_name = {}
+    for leaf, p in steps:
+        by_name.setdefault(type(leaf).__name__, (leaf, p))
+    if "RandomResizedCrop" in by_name:
+        crop = by_name["RandomResizedCrop"][0]
+        if not _about(getattr(crop, "scale", None), (0.08, 1.0)):
+            fail(f"{what}: RandomResizedCrop has scale={_pair(getattr(crop, 'scale', None))}; "
+                 f"the recipe crops 8% to 100% of the area, scale=(0.08, 1.0).")
+        if not _about(getattr(crop, "ratio", None), (3 / 4, 4 / 3)):
+            fail(f"{what}: RandomResizedCrop's aspect ratios should be the default (3/4, 4/3).")
+    if "RandomHorizontalFlip" in by_name:
+        if not _about(getattr(by_name["RandomHorizontalFlip"][0], "p", None), (0.5,)):
+            fail(f"{what}: RandomHorizontalFlip should mirror half of the views (p=0.5).")
+    if "ColorJitter" in by_name:
+        jitter, p = by_name["ColorJitter"]
+        wanted = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.6, 1.4),
+                  "hue": (-0.1, 0.1)}
+        for field, interval in wanted.items():
+            if not _about(getattr(jitter, field, None), interval):
+                fail(f"{what}: ColorJitter's {field} range is "
+                     f"{_pair(getattr(jitter, field, None))}; ColorJitter(0.4, 0.4, 0.4, 0.1) "
+                     f"gives {interval} (strength s = 0.5).")
+        if p is None or not _about(p, (0.8,)):
+            fail(f"{what}: wrap the jitter as RandomApply([ColorJitter(0.4, 0.4, 0.4, 0.1)], "
+                 f"p=0.8), so that 20% of the views keep their colours.")
+    if "RandomGrayscale" in by_name:
+        if not _about(getattr(by_name["RandomGrayscale"][0], "p", None), (0.2,)):
+            fail(f"{what}: RandomGrayscale should turn 20% of the views gray (p=0.2).")
+    if blur and "GaussianBlur" in by_name:
+        kernel, p = by_name["GaussianBlur"]
+        side = _pair(getattr(kernel, "kernel_size", None))
+        if not side or side[0] % 2 != 1 or abs(side[0] - image_size / 10) > 2:
+            fail(f"{what}(image_size={image_size}, blur=True): the blur kernel is {side}; use "
+                 f"an odd kernel of about 10% of image_size "
+                 f"(augment.CIFAR_RECIPE.blur_kernel(image_size)).")
+        if not _about(getattr(kernel, "sigma", None), (0.1, 2.0)):
+            fail(f"{what}: GaussianBlur's sigma should be drawn from (0.1, 2.0).")
+        if p is None or not _about(p, (0.5,)):
+            fail(f"{what}: blur half of the views: RandomApply([GaussianBlur(...)], p=0.5).")
 
 
 def _draw(transform, image, n: int) -> list[torch.Tensor]:
@@ -433,6 +586,10 @@ def _check_simclr_transform(fn, what: str) -> None:
     if _find(blurred, "GaussianBlur") is False:
         fail(f"{what}(blur=True) has no GaussianBlur: add RandomApply([GaussianBlur(kernel, "
              f"sigma=(0.1, 2.0))], p=0.5) with an odd kernel of about 10% of image_size.")
+    _recipe_settings(what, transform, 32, blur=False)
+    with quiet():
+        wide = fn(image_size=96, blur=True)
+    _recipe_settings(what, wide, 96, blur=True)
     passed(what, f"(3, 32, 32) normalised tensors; {frac_uniform:.0%} of crops inside one "
                  f"half, {frac_flipped:.0%} flipped, {frac_gray:.0%} grayscale, "
                  f"{1 - frac_unchanged:.0%} recoloured")
@@ -465,7 +622,7 @@ def check_projection_head(cls) -> None:
 def _check_projection_head(cls, what: str) -> None:
     in_dim, hidden_dim, out_dim, B = 12, 20, 6, 8
     head = _make_head(cls, in_dim, hidden_dim, out_dim, what)
-    h = fixed_tensor(B, in_dim, scale=2.0)
+    h = fixed_tensor(B, in_dim, scale=2.0).requires_grad_(True)
     head.train()
     with quiet():
         z = head(h)
@@ -477,6 +634,9 @@ def _check_projection_head(cls, what: str) -> None:
     require_finite(z, what)
     require_grad(z, what)
     z.pow(2).sum().backward()
+    if h.grad is None or not bool(h.grad.abs().sum() > 0):
+        fail(f"{what}: no gradient reaches h, so the encoder below the head would not learn; "
+             f"do not detach h (or wrap it in torch.no_grad()) inside forward().")
     for name, p in head.named_parameters():
         if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0):
             fail(f"{what}: parameter {name} gets no gradient; is it used in forward()?")
