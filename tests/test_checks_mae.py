@@ -272,7 +272,8 @@ def unshuffle_scatter(x_kept, mask_token, ids_restore):
     L = ids_restore.shape[1]
     shuffled = torch.cat([x_kept, mask_token.expand(N, L - K, D)], dim=1)
     ids_shuffle = ids_restore.argsort(dim=1)
-    return torch.zeros(N, L, D).scatter(1, ids_shuffle[..., None].expand(-1, -1, D), shuffled)
+    return torch.zeros(N, L, D, dtype=x_kept.dtype).scatter(
+        1, ids_shuffle[..., None].expand(-1, -1, D), shuffled)
 
 
 def test_unshuffle_accepts_right_answers(capsys):
@@ -406,3 +407,165 @@ def test_mae_loss_check_skips_while_the_notebooks_patchify_is_wrong(capsys):
     checks.check_mae_loss(namespace["mae_loss"])     # wrong, but not judged: no failure
     out = capsys.readouterr()
     assert "[skipped]" in out.out and "check_patchify" in out.out and out.err == ""
+
+
+# ----------------------------------------------------------------------------- checks added
+# for issue 13, item 7: requirements of the text a visible check can test without the answer
+
+
+def patchify_view(imgs, p):
+    """Flattens with view first: right on a contiguous image, an error on a channels-last one."""
+    N, _, H, _ = imgs.shape
+    h = H // p
+    flat = imgs.view(N, -1)
+    return flat.view(N, 3, h, p, h, p).permute(0, 2, 4, 3, 5, 1).reshape(N, h * h, p * p * 3)
+
+
+def patchify_as_float32(imgs, p):
+    return patchify_right(imgs.float(), p)
+
+
+def unpatchify_as_float32(x, p):
+    return unpatchify_right(x.float(), p)
+
+
+@pytest.mark.parametrize("patchify, unpatchify, words", [
+    (patchify_view, unpatchify_right, ["non-contiguous", "reshape"]),
+    (patchify_as_float32, unpatchify_right, ["patchify of a float64", "dtype"]),
+    (patchify_right, unpatchify_as_float32, ["unpatchify of a float64", "dtype"]),
+])
+def test_patchify_memory_order_and_dtype(patchify, unpatchify, words):
+    fails_with(lambda fn: checks.check_patchify(patchify, unpatchify), None, *words)
+
+
+def masking_fixed_seed_without_generator(x, mask_ratio, generator=None):
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)      # the same mask at every call
+    return masking_right(x, mask_ratio, generator)
+
+
+def masking_in_place(x, mask_ratio, generator=None):
+    x_kept, mask, ids_restore = masking_right(x, mask_ratio, generator)
+    x.detach().masked_fill_(mask.bool()[..., None], 0.0)  # "zero the removed tokens" of x itself
+    return x_kept, mask, ids_restore
+
+
+def masking_float32(x, mask_ratio, generator=None):
+    x_kept, mask, ids_restore = masking_right(x, mask_ratio, generator)
+    return x_kept.float(), mask, ids_restore
+
+
+def masking_window(x, mask_ratio, generator=None):
+    """A random block of len_keep neighbouring patches (wrapping around): every patch is kept
+    equally often, but neighbours always together; not a uniform subset."""
+    N, L, D = x.shape
+    K = int(L * (1 - mask_ratio))
+    start = torch.randint(0, L, (N, 1), generator=generator)
+    ids_shuffle = (start + torch.arange(L)) % L
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    x_kept = torch.gather(x, 1, ids_shuffle[:, :K, None].expand(-1, -1, D))
+    mask = torch.ones(N, L)
+    mask[:, :K] = 0
+    return x_kept, torch.gather(mask, 1, ids_restore), ids_restore
+
+
+def masking_biased(x, mask_ratio, generator=None):
+    """Noise that grows with the patch index: the first patches are kept far more often."""
+    N, L, D = x.shape
+    K = int(L * (1 - mask_ratio))
+    noise = torch.rand(N, L, generator=generator) + torch.linspace(0, 1, L)
+    ids_shuffle = torch.argsort(noise, dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    x_kept = torch.gather(x, 1, ids_shuffle[:, :K, None].expand(-1, -1, D))
+    mask = torch.ones(N, L)
+    mask[:, :K] = 0
+    return x_kept, torch.gather(mask, 1, ids_restore), ids_restore
+
+
+@pytest.mark.parametrize("fn, words", [
+    (masking_fixed_seed_without_generator, ["without a generator", "global"]),
+    (masking_in_place, ["changed x in place"]),
+    (masking_float32, ["float64", "dtype"]),
+    (masking_window, ["pairs of patches", "uniformly"]),
+    (masking_biased, ["equally likely"]),
+])
+def test_random_masking_randomness_and_inputs(fn, words):
+    fails_with(checks.check_random_masking, fn, *words)
+
+
+def unshuffle_reads_first_kept(x_kept, mask_token, ids_restore):
+    """Looks at x_kept[:, 0]: breaks when no patch is kept."""
+    N, K, D = x_kept.shape
+    mask_tokens = mask_token.expand(N, ids_restore.shape[1] - K, D) + 0 * x_kept[:, :1, :]
+    x = torch.cat([x_kept, mask_tokens], dim=1)
+    return torch.gather(x, 1, ids_restore[..., None].expand(-1, -1, D))
+
+
+def unshuffle_float32(x_kept, mask_token, ids_restore):
+    return unshuffle_right(x_kept.float(), mask_token.float(), ids_restore)
+
+
+def unshuffle_zeros_float32(x_kept, mask_token, ids_restore):
+    N, K, D = x_kept.shape
+    L = ids_restore.shape[1]
+    shuffled = torch.cat([x_kept, mask_token.expand(N, L - K, D)], dim=1)
+    return torch.zeros(N, L, D).scatter(1, ids_restore.argsort(1)[..., None].expand(-1, -1, D),
+                                        shuffled)
+
+
+@pytest.mark.parametrize("fn, words", [
+    (unshuffle_reads_first_kept, ["raised", "no patch kept"]),
+    (unshuffle_float32, ["float64 tokens", "dtype"]),
+    (unshuffle_zeros_float32, ["float64 tokens raised"]),
+])
+def test_unshuffle_edges_and_dtype(fn, words):
+    fails_with(checks.check_unshuffle, fn, *words)
+
+
+def test_unshuffle_with_every_patch_kept():
+    def unshuffle_all_kept_wrong(x_kept, mask_token, ids_restore):
+        if x_kept.shape[1] == ids_restore.shape[1]:
+            return x_kept.clone()                         # forgets to reorder
+        return unshuffle_right(x_kept, mask_token, ids_restore)
+    fails_with(checks.check_unshuffle, unshuffle_all_kept_wrong, "every patch kept")
+
+
+def loss_eps_outside(imgs, pred, mask, patch_size, norm_pix_loss=False):
+    target = patchify_right(imgs, patch_size)
+    if norm_pix_loss:
+        target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True).sqrt()
+                                                             + 1e-6)
+    return (((pred - target) ** 2).mean(-1) * mask).sum() / mask.sum()
+
+
+def loss_no_eps(imgs, pred, mask, patch_size, norm_pix_loss=False):
+    target = patchify_right(imgs, patch_size)
+    if norm_pix_loss:
+        target = (target - target.mean(-1, keepdim=True)) / target.std(-1, keepdim=True)
+    return (((pred - target) ** 2).mean(-1) * mask).sum() / mask.sum()
+
+
+def loss_float64(imgs, pred, mask, patch_size, norm_pix_loss=False):
+    return make_loss()(imgs.double(), pred.double(), mask.double(), patch_size, norm_pix_loss)
+
+
+def loss_mm_in_pred_dtype(imgs, pred, mask, patch_size, norm_pix_loss=False):
+    """The target cast to pred's dtype and a matrix product with the float mask: fine in
+    float32, a dtype error with a bfloat16 pred."""
+    target = patchify_right(imgs, patch_size)
+    if norm_pix_loss:
+        target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True)
+                                                             + 1e-6) ** 0.5
+    target = target.type_as(pred)
+    per_patch = ((pred - target) ** 2).mean(-1)
+    return torch.mm(per_patch.reshape(1, -1), mask.reshape(-1, 1))[0, 0] / mask.sum()
+
+
+@pytest.mark.parametrize("fn, words", [
+    (loss_eps_outside, ["outside the square root"]),
+    (loss_no_eps, ["nan", "inside the square root"]),
+    (loss_float64, ["float32"]),
+    (loss_mm_in_pred_dtype, ["bfloat16"]),
+])
+def test_mae_loss_eps_dtype_and_bfloat16(fn, words):
+    fails_with(checks.check_mae_loss, fn, *words)

@@ -40,6 +40,15 @@ def loss_inputs():
     return imgs, pred, mask, 2
 
 
+def low_contrast_inputs():
+    """imgs (1, 3, 4, 4) of low contrast (variance about 5e-7 per patch) whose last patch is
+    flat (variance 0), pred (1, 4, 12), every patch removed, patch_size 2."""
+    imgs = 0.25 + 1e-3 * fixed_tensor(1, 3, 4, 4, phase=0.4)
+    imgs[:, :, 2:4, 2:4] = 0.5
+    pred = fixed_tensor(1, 4, 12, phase=2.1, scale=0.7)
+    return imgs, pred, torch.ones(1, 4), 2
+
+
 # ============================================================================ stored numbers
 # Generated offline with float64 reference code (losses rounded to 6 significant digits).
 
@@ -98,6 +107,10 @@ LEN_KEEP_MISTAKES = {
     "int(L * mask_ratio) (the number to REMOVE)": [12, 18, 9, 36, 3, 4, 7, 2],
 }
 
+# Every patch kept (N=1, L=4, len_keep=4): ids_restore, and where each output token comes from.
+UNSHUFFLE_ALL_KEPT_IDS = [[2, 0, 3, 1]]
+UNSHUFFLE_ALL_KEPT = [[2, 0, 3, 1]]
+
 # ids_restore of the two unshuffle cases, and where each output position's token comes
 # from: j = x_kept[n, j], -1 = the mask token.
 UNSHUFFLE_IDS_RESTORE = [[[4, 6, 5, 1, 2, 0, 3], [5, 3, 0, 2, 6, 4, 1]],
@@ -120,6 +133,10 @@ LOSS_MISTAKES = {"all_patches": 0.827581, "visible": 0.751728, "pixel_sum": 10.4
 LOSS_NORM_MISTAKES = {"ignored": 0.873093, "biased": 1.32285, "no_sqrt": 1.85688,
                       "whole_image": 1.3935, "across_patches": 0.979155, "whole_batch": 1.40535,
                       "all_patches": 1.24282, "visible": 1.24889, "pixel_sum": 14.8702}
+# low_contrast_inputs() with norm_pix_loss=True: the 1e-6 inside the square root matters there.
+LOSS_LOW_CONTRAST = 0.467087
+LOSS_LOW_CONTRAST_MISTAKES = {"outside": 0.889407, "no_sqrt": 156794.0, "biased": 0.474413,
+                              "ignored": 0.377850}
 # (norm_pix_loss=False, norm_pix_loss=True) when patchify makes one of the layout mistakes.
 LOSS_LAYOUT = {"channels_first": (0.868986, 1.23348), "plain_reshape": (0.617117, 0.959826),
                "column_major": (0.772452, 1.16915), "strips": (0.840155, 1.27186),
@@ -253,8 +270,29 @@ def check_patchify(patchify, unpatchify) -> None:
              "exact inverses for any batch size and patch size.")
     if not (isinstance(z_again, torch.Tensor) and close(z_again, z, rtol=0, atol=1e-6)):
         fail("patchify(unpatchify(z, 4), 4) does not give z (2, 4, 48) back.")
+
+    # a channels-last image (as on the GPU): the same numbers, another memory order
+    strided = imgs.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    try:
+        with quiet():
+            out = patchify(strided, 2)
+    except RuntimeError as error:
+        fail(f"patchify of a channels-last (non-contiguous) image raised RuntimeError: {error}. "
+             f"Use reshape (it copies when it must), not view.")
+    if not (isinstance(out, torch.Tensor) and _match(out[0], PATCHES)
+            and _match(out[1], torch.tensor(PATCHES) + 108)):
+        fail("patchify of a channels-last (non-contiguous) copy of the image gives other "
+             "patches than the image itself: never rely on the memory order of imgs.")
+    with quiet():
+        out64 = patchify(imgs.double(), 2)
+        back64 = unpatchify(torch.tensor(PATCHES, dtype=torch.float64)[None], 2)
+    for value, what in ((out64, "patchify"), (back64, "unpatchify")):
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.float64:
+            fail(f"{what} of a float64 input returned {getattr(value, 'dtype', type(value))}: "
+                 f"keep the dtype (it only moves numbers).")
     passed("patchify / unpatchify", "(N, 3, H, W) <-> (N, L, p*p*3), patches row by row, each "
-                                    "as (pixel row, pixel column, channel); exact inverses")
+                                    "as (pixel row, pixel column, channel); exact inverses; "
+                                    "any memory order; dtype kept")
 
 
 # ============================================================================ random masking
@@ -363,6 +401,30 @@ def _check_consistency(x: torch.Tensor, out, ratio: float) -> None:
          f"while x_kept[0] holds patches {kept[0].tolist()}.")
 
 
+def _check_uniform(fn, draws: int = 2000, L: int = 16, ratio: float = 0.75) -> None:
+    """Over many draws every patch, and every pair of patches, is kept about as often as a
+    uniform choice of len_keep of L patches gives (generous bounds; the draws are seeded)."""
+    K = int(L * (1 - ratio))
+    tokens = torch.arange(L, dtype=torch.float32).reshape(1, L, 1).expand(draws, L, 1)
+    x_kept = _call_masking(fn, tokens.clone(), ratio, generator=torch.Generator().manual_seed(3))[0]
+    kept = x_kept.detach()[..., 0].round().long()                   # the patch numbers kept
+    hits = torch.zeros(draws, L).scatter_(1, kept, 1.0)
+    if not bool((hits.sum(1) == K).all()):
+        fail(f"random_masking(x of {L} numbered tokens, {ratio}) does not keep {K} different "
+             f"patches of x in every sample.")
+    freq = hits.mean(0)
+    worst = int((freq - K / L).abs().argmax())
+    if abs(float(freq[worst]) - K / L) > 0.05:
+        fail(f"over {draws} seeded draws (L = {L}, mask_ratio = {ratio}) patch {worst} was kept "
+             f"{float(freq[worst]):.0%} of the time instead of about len_keep / L = {K / L:.0%}: "
+             f"every patch must be equally likely to be kept (argsort of uniform noise).")
+    both = (hits.T @ hits / draws)[~torch.eye(L, dtype=torch.bool)]
+    if float((both - K * (K - 1) / (L * (L - 1))).abs().max()) > 0.025:
+        fail(f"over {draws} seeded draws some pairs of patches are kept together far more (or "
+             f"less) often than a uniform choice of {K} of {L} patches gives: keep a uniformly "
+             f"random subset (argsort of uniform noise), not a random block or stride.")
+
+
 def check_random_masking(fn) -> None:
     """Check ``random_masking(x, mask_ratio, generator=None)`` by its properties."""
     what = "random_masking"
@@ -370,6 +432,8 @@ def check_random_masking(fn) -> None:
     x = fixed_tensor(N, L, D)
     x_in = x.clone().requires_grad_(True)
     out = _call_masking(fn, x_in, ratio, generator=torch.Generator().manual_seed(0))
+    if not torch.equal(x_in.detach(), x):
+        fail(f"{what} changed x in place; gather into a new tensor.")
     _require_masking_types(out, N, L, D)
 
     got = []
@@ -427,9 +491,18 @@ def check_random_masking(fn) -> None:
         fail(f"{what}(x of shape (2, 9, 1), 0.5) kept {out1[0].shape[1]} patches, expected "
              f"int(9 * 0.5) = 4.")
     _check_consistency(x1, out1, 0.5)
+    if torch.equal(_call_masking(fn, x, ratio)[2], _call_masking(fn, x, ratio)[2]):
+        fail(f"two calls of {what}(x, {ratio}) without a generator gave the same shuffle: with "
+             f"generator=None, torch.rand draws from torch's global random numbers, a new "
+             f"mask every call (never a fixed seed).")
+    out64 = _call_masking(fn, x.double(), ratio, generator=torch.Generator().manual_seed(4))
+    if not isinstance(out64[0], torch.Tensor) or out64[0].dtype != torch.float64:
+        fail(f"x_kept of a float64 x is {getattr(out64[0], 'dtype', type(out64[0]))}: keep x's "
+             f"dtype (x_kept holds x's tokens, unchanged).")
+    _check_uniform(fn)
     passed(what, f"keeps int(L * (1 - mask_ratio)) patches ({len(LEN_KEEP_CASES)} cases), mask "
                  f"1 = removed in patch order, ids_restore inverts the shuffle, one shuffle "
-                 f"per sample, generator honoured")
+                 f"per sample, generator honoured, every patch kept about equally often")
 
 
 # ============================================================================ unshuffle
@@ -455,6 +528,42 @@ def _token_map(out: torch.Tensor, x_kept: torch.Tensor, mask_token: torch.Tensor
 
 def _show(row) -> str:
     return "[" + " ".join("M" if j == -1 else "?" if j == -2 else f"k{j}" for j in row) + "]"
+
+
+def _check_unshuffle_edges(fn) -> None:
+    """Every patch kept (no mask token), none kept, and float64 tokens."""
+    what = "unshuffle"
+    x_kept, token = fixed_tensor(1, 4, 3, phase=4.0), fixed_tensor(1, 1, 3, phase=9.0)
+    cases = {"every patch kept (len_keep = L)": (x_kept, torch.tensor(UNSHUFFLE_ALL_KEPT_IDS)),
+             "no patch kept (x_kept of shape (N, 0, D))": (torch.zeros(2, 0, 3),
+                                                          torch.tensor([[1, 2, 0], [0, 2, 1]]))}
+    outs = []
+    for case, (kept, ids) in cases.items():
+        try:
+            with quiet():
+                outs.append(fn(kept.clone(), token.clone(), ids))
+        except Exception as error:   # name the case
+            fail(f"{what} raised {type(error).__name__} with {case}: {error}. cat and gather "
+                 f"handle empty parts; nothing needs a special case.")
+    out, empty = outs
+    require_tensor(out, f"{what} with every patch kept", shape=(1, 4, 3))
+    if _token_map(out, x_kept, token) != UNSHUFFLE_ALL_KEPT:
+        fail(f"{what} with every patch kept (len_keep = L, no mask token) should be "
+             f"{_show(UNSHUFFLE_ALL_KEPT[0])}, got {_show(_token_map(out, x_kept, token)[0])} "
+             f"(k<j> = x_kept[n, j]).")
+    require_tensor(empty, f"{what} with no patch kept", shape=(2, 3, 3))
+    if not torch.equal(empty.detach(), token.expand(2, 3, 3)):
+        fail(f"{what} with no patch kept (x_kept of shape (N, 0, D)) should give the mask token "
+             f"at every position.")
+    try:
+        with quiet():
+            out64 = fn(x_kept.double(), token.double(), torch.tensor(UNSHUFFLE_ALL_KEPT_IDS))
+    except RuntimeError as error:
+        fail(f"{what} of float64 tokens raised RuntimeError: {error}. Build every part from "
+             f"the inputs (or with their dtype), not from float32 defaults.")
+    if not isinstance(out64, torch.Tensor) or out64.dtype != torch.float64:
+        fail(f"{what} of float64 tokens returned {getattr(out64, 'dtype', type(out64))}: keep "
+             f"the tokens' dtype.")
 
 
 def check_unshuffle(fn) -> None:
@@ -497,8 +606,10 @@ def check_unshuffle(fn) -> None:
         if not (torch.equal(kept_in.detach(), x_kept) and torch.equal(token_in.detach(),
                                                                        mask_token)):
             fail(f"{what} changed its inputs in place; build a new tensor instead.")
+    _check_unshuffle_edges(fn)
     passed(what, "mask tokens appended after the kept tokens, every token back at its patch "
-                 "position (ids_restore), gradient reaches x_kept and mask_token")
+                 "position (ids_restore), gradient reaches x_kept and mask_token; every patch "
+                 "kept or none; dtype kept")
 
 
 # ============================================================================ the loss
@@ -552,6 +663,44 @@ def _patchify_in_scope_passes(fn) -> bool:
     return True
 
 
+LOW_CONTRAST_MESSAGES = {
+    "outside": "the 1e-6 is added outside the square root; the text divides by "
+               "(var + 1e-6) ** 0.5, which matters for low-contrast patches.",
+    "no_sqrt": "divide by the standard deviation, (var + 1e-6) ** 0.5, not by the variance.",
+    "biased": LOSS_NORM_MESSAGES["biased"],
+    "ignored": LOSS_NORM_MESSAGES["ignored"],
+}
+
+
+def _check_loss_edges(fn) -> None:
+    """A bfloat16 pred (autocast on a GPU) and low-contrast patches with norm_pix_loss."""
+    what = "mae_loss"
+    imgs, pred, mask, p = loss_inputs()
+    try:
+        with quiet():
+            loss = fn(imgs.clone(), pred.bfloat16(), mask.clone(), p)
+    except RuntimeError as error:
+        fail(f"{what} with a bfloat16 pred (what the decoder gives under autocast on a GPU) "
+             f"raised RuntimeError: {error}. Let (pred - target) promote to float32; do not "
+             f"cast to pred's dtype before a matrix product.")
+    require_tensor(loss, f"{what} with a bfloat16 pred", shape=())
+    require_finite(loss, f"{what} with a bfloat16 pred")
+    if not close(loss, LOSS, rtol=2e-2, atol=1e-3):
+        fail(f"{what} with a bfloat16 pred (what the decoder gives under autocast) is "
+             f"{short(loss)}, far from {LOSS:.4f} in float32.")
+    imgs, pred, mask, p = low_contrast_inputs()
+    with quiet():
+        loss = fn(imgs, pred, mask, p, norm_pix_loss=True)
+    label = f"{what}(..., norm_pix_loss=True) of a low-contrast image with a flat patch"
+    require_tensor(loss, label, shape=())
+    require_finite(loss, label, hint="A flat patch has variance 0: the 1e-6 inside the square "
+                                     "root, (var + 1e-6) ** 0.5, keeps the target finite (0).")
+    diagnose(loss, LOSS_LOW_CONTRAST,
+             [(v, LOW_CONTRAST_MESSAGES[k]) for k, v in LOSS_LOW_CONTRAST_MISTAKES.items()],
+             label, rtol=2e-3, atol=1e-5,
+             hint="target = (target - mean) / (var + 1e-6) ** 0.5 per patch.")
+
+
 def check_mae_loss(fn) -> None:
     """Check ``mae_loss(imgs, pred, mask, patch_size, norm_pix_loss=False)`` on fixed inputs
     (it uses your patchify)."""
@@ -559,8 +708,8 @@ def check_mae_loss(fn) -> None:
     if not _patchify_in_scope_passes(fn):
         print("[skipped] mae_loss is not checked yet: the patchify it uses does not pass "
               "check_patchify. Fix exercise 1 first, then run this cell again. (The "
-              "autograder grades mae_loss with a correct patchify, so a mistake there does "
-              "not cost points here too.)")
+              "autograder grades mae_loss against a correct patchify and against yours, so "
+              "a mistake there does not cost points here too.)")
         return
     imgs, pred, mask, p = loss_inputs()
     pred_in = pred.clone().requires_grad_(True)
@@ -568,6 +717,8 @@ def check_mae_loss(fn) -> None:
     with quiet():
         loss = fn(imgs_in, pred_in, mask_in, p)
     require_tensor(loss, f"{what}(...)")
+    if loss.dtype != torch.float32:
+        fail(f"{what} of float32 inputs returned {loss.dtype}: stay in float32 (no .double()).")
     if loss.dim() != 0:
         fail(f"{what} should return one number (a 0-dim tensor), got shape "
              f"{tuple(loss.shape)}: average the per-patch losses over the removed patches.")
@@ -598,9 +749,11 @@ def check_mae_loss(fn) -> None:
              + _layout_mistakes(1), f"{what} (norm_pix_loss=True)",
              hint="Normalise each target patch: mean and var over the last dimension "
                   "(keepdim=True), target = (target - mean) / (var + 1e-6) ** 0.5.")
+    _check_loss_edges(fn)
     passed(what, f"{LOSS:.4f} (norm_pix_loss=False) and {LOSS_NORM:.4f} (True) for the fixed "
-                 f"inputs; mean over the removed patches only, per-patch normalised target")
+                 f"inputs; mean over the removed patches only, per-patch normalised target "
+                 f"(1e-6 inside the square root); float32, a bfloat16 pred works")
 
 
 __all__ = ["check_mae_loss", "check_patchify", "check_random_masking", "check_unshuffle",
-           "loss_inputs", "patch_inputs", "unshuffle_inputs"]
+           "loss_inputs", "low_contrast_inputs", "patch_inputs", "unshuffle_inputs"]
