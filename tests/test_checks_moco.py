@@ -49,8 +49,23 @@ def momentum_rebinds(online, target, m):
         pt = m * pt + (1 - m) * po  # noqa: F841  (changes nothing)
 
 
+def momentum_decorator_removed(online, target, m):
+    """Passes a target that does not require grad; fails MoCo's step, whose may."""
+    for po, pt in zip(online.parameters(), target.parameters()):
+        pt.mul_(m).add_(po.detach(), alpha=1 - m)
+
+
+@torch.no_grad()
+def momentum_clamped(online, target, m):
+    m = min(max(m, 0.5), 0.999)          # a "safe" momentum: breaks m = 0 and m = 1
+    for po, pt in zip(online.parameters(), target.parameters()):
+        pt.mul_(m).add_(po, alpha=1 - m)
+
+
 @pytest.mark.parametrize("fn, words", [
     (momentum_swapped, ["swapped"]),
+    (momentum_decorator_removed, ["require grad", "no_grad"]),
+    (momentum_clamped, ["m = 0", "copy of the online network"]),
     (momentum_state_dict, ["buffers"]),
     (momentum_no_grad_missing, ["no_grad"]),
     (momentum_rebinds, ["unchanged"]),
@@ -63,8 +78,8 @@ def test_momentum_update_names_mistakes(fn, words):
 
 
 class QueueRight:
-    def __init__(self, dim, size):
-        self.buffer = F.normalize(torch.randn(size, dim), dim=1)
+    def __init__(self, dim, size, device=None):
+        self.buffer = F.normalize(torch.randn(size, dim, device=device), dim=1)
         self.ptr = 0
 
     def enqueue(self, keys):
@@ -102,9 +117,29 @@ class QueueMoCoLayout(QueueRight):
 
 
 class QueueNotNormalised(QueueRight):
+    def __init__(self, dim, size, device=None):
+        super().__init__(dim, size, device)
+        self.buffer = torch.randn(size, dim) * 3
+
+
+class QueueNoDevice(QueueRight):
     def __init__(self, dim, size):
         super().__init__(dim, size)
-        self.buffer = torch.randn(size, dim) * 3
+
+
+class QueueResetToZero(QueueRight):
+    """MoCo's slice without its K % N == 0: a batch that does not fit starts again at 0."""
+
+    def enqueue(self, keys):
+        if self.ptr + len(keys) > len(self.buffer):
+            self.ptr = 0
+        self.buffer[self.ptr:self.ptr + len(keys)] = keys.detach()
+        self.ptr = (self.ptr + len(keys)) % len(self.buffer)
+
+
+class QueueRenormalises(QueueRight):
+    def enqueue(self, keys):
+        super().enqueue(F.normalize(keys, dim=1))
 
 
 def test_key_queue_accepts_right_answer(capsys):
@@ -119,6 +154,9 @@ def test_key_queue_accepts_right_answer(capsys):
     (QueueView, ["copy"]),
     (QueueMoCoLayout, ["(size, dim)"]),
     (QueueNotNormalised, ["unit"]),
+    (QueueNoDevice, ["device=None"]),
+    (QueueResetToZero, ["written from slot 0", "b0 b1 go to the last two slots"]),
+    (QueueRenormalises, ["as they arrive"]),
 ])
 def test_key_queue_names_mistakes(cls, words):
     fails_with(checks.check_key_queue, cls, *words)
@@ -164,8 +202,22 @@ def logits_float_labels(q, k, queue_keys, tau):
     return logits, torch.zeros(len(q))
 
 
+def logits_divides_queue_in_place(q, k, queue_keys, tau):
+    negatives = queue_keys.detach()
+    negatives /= tau                       # the queue's own tensor, divided in place
+    logits = torch.cat([(q * k).sum(1, keepdim=True) / tau, q @ negatives.T], dim=1)
+    return logits, torch.zeros(len(q), dtype=torch.long)
+
+
+def logits_float64(q, k, queue_keys, tau):
+    logits, labels = logits_right(q.double(), k.double(), queue_keys.double(), tau)
+    return logits, labels
+
+
 @pytest.mark.parametrize("fn, words", [
     (logits_pos_last, ["column 0"]),
+    (logits_divides_queue_in_place, ["in place"]),
+    (logits_float64, ["float32"]),
     (logits_no_tau, ["temperature"]),
     (logits_matrix, ["q @ k.t"]),
     (logits_attached, ["detach"]),
@@ -178,7 +230,8 @@ def test_moco_logits_names_mistakes(fn, words):
 # ----------------------------------------------------------------------------- training step
 
 
-def make_step(order="right", normalise=True, momentum=True, no_grad=True, key_from="key"):
+def make_step(order="right", normalise=True, momentum=True, no_grad=True, key_from="key",
+              enqueues=1):
     def step(x_q, x_k, query_encoder, key_encoder, queue, m, tau):
         if momentum and order != "momentum_after":
             momentum_right(query_encoder, key_encoder, m)
@@ -195,7 +248,8 @@ def make_step(order="right", normalise=True, momentum=True, no_grad=True, key_fr
         logits, labels = logits_right(q, k, queue.keys, tau)
         loss = F.cross_entropy(logits, labels)
         if order != "enqueue_first":
-            queue.enqueue(k)
+            for _ in range(enqueues):
+                queue.enqueue(k)
         if order == "momentum_after":
             momentum_right(query_encoder, key_encoder, m)
         return loss
@@ -215,6 +269,7 @@ def test_moco_step_accepts_right_answer(capsys):
     (dict(no_grad=False), ["no_grad"]),
     (dict(key_from="query"), ["query encoder"]),
     (dict(order="momentum_after"), ["loss"]),
+    (dict(enqueues=2), ["2 times", "once"]),
 ])
 def test_moco_step_names_mistakes(kwargs, words):
     fails_with(checks.check_moco_step, make_step(**kwargs), *words)

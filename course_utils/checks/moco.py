@@ -205,8 +205,38 @@ def check_momentum_update(fn) -> None:
         fail(f"{what} changed the online network's buffers.")
     if not all(torch.equal(g, p.grad) for g, p in zip(grads_before, online.parameters())):
         fail(f"{what} changed the online network's gradients; leave .grad alone.")
+    _check_momentum_edges(fn, what)
     passed(what, f"target = {MOMENTUM} * target + {1 - MOMENTUM:.1f} * online, in place, "
-                 f"parameters only")
+                 f"parameters only; m = 0 and m = 1; a target that requires grad")
+
+
+def _check_momentum_edges(fn, what: str) -> None:
+    """m = 0 (a copy of the online network), m = 1 (no change), and a target whose
+    parameters require grad (moco_step's key encoder may): compared with the inputs."""
+    for m, becomes, words in ((0.0, "online", "a copy of the online network"),
+                              (1.0, "target", "unchanged")):
+        online, target = momentum_inputs()
+        expected = _params(online if becomes == "online" else target)
+        with quiet():
+            fn(online, target, m)
+        if not torch.allclose(_params(target), expected, atol=1e-6):
+            fail(f"{what} with m = {m:g}: the target should be {words} (theta_target <- "
+                 f"m * theta_target + (1 - m) * theta_online); use m exactly as given.")
+    online, target = momentum_inputs()
+    for p in target.parameters():
+        p.requires_grad_(True)
+    with quiet():
+        try:
+            fn(online, target, MOMENTUM)
+        except RuntimeError as error:
+            fail(f"{what} failed on a target whose parameters require grad ({error}): do the "
+                 f"update under torch.no_grad() (keep the decorator).")
+    if not close(_params(target), MOM):
+        fail(f"{what} gives other values when the target's parameters require grad.")
+    for p in target.parameters():
+        if not p.requires_grad or p.grad_fn is not None or p.grad is not None:
+            fail(f"{what} on a target whose parameters require grad: they should stay leaves "
+                 f"that still require grad, with no .grad and no grad_fn (torch.no_grad()).")
 
 
 # ============================================================================ the key queue
@@ -230,7 +260,11 @@ def check_key_queue(cls) -> None:
     what = "KeyQueue"
     dim, size = 3, 5
     with quiet():
-        queue = cls(dim, size)
+        try:
+            queue = cls(dim, size, device=None)
+        except TypeError as error:
+            fail(f"{what}({dim}, {size}, device=None) failed ({error}): accept an optional "
+                 f"device=None for the buffer.")
         keys0 = queue.keys
     require_tensor(keys0, f"{what}(3, 5).keys")
     if tuple(keys0.shape) == (dim, size):
@@ -270,9 +304,12 @@ def check_key_queue(cls) -> None:
         if got == ["a0", "a1", "a2", "b0", "b1"]:
             hint = " b2 and b3 were dropped: keys that do not fit before the end wrap " \
                    "around to slot 0 (index with (ptr + arange(B)) % size)."
-        elif got[:4] == ["b0", "b1", "b2", "b3"]:
+        elif got[:4] == ["b0", "b1", "b2", "b3"] and got[4] == "a0":
             hint = " The newest keys went to the front: a ring buffer writes at a pointer " \
                    "that moves on, so the oldest key is the next one overwritten."
+        elif got[:4] == ["b0", "b1", "b2", "b3"]:
+            hint = " The batch that did not fit was written from slot 0 (the pointer was " \
+                   "reset): b0 b1 go to the last two slots, only b2 b3 wrap around."
         fail(f"then enqueue(b0 b1 b2 b3), 4 keys with 2 slots left: expected rows {expected} "
              f"(b2 and b3 wrap around and overwrite the oldest keys a0 a1); got {got}.{hint}")
     if _where(after_a, names)[:3] != ["a0", "a1", "a2"]:
@@ -288,7 +325,38 @@ def check_key_queue(cls) -> None:
     if sorted(got) != [f"c{i}" for i in range(size)]:
         fail(f"after enqueueing one key at a time and then a batch of exactly `size` keys, "
              f"the queue should hold just that batch; got rows {got}.")
-    passed(what, "keys (size, dim), FIFO ring buffer with wrap-around, .keys is a detached copy")
+    _check_queue_end(cls, what)
+    passed(what, "keys (size, dim), FIFO ring buffer with wrap-around, .keys is a detached "
+                 "copy, keys stored as given")
+
+
+def _check_queue_end(cls, what: str) -> None:
+    """A batch that ends exactly at the last slot sends the next one to slot 0; keys that
+    are not unit vectors are stored as they are."""
+    dim, size = 2, 6
+    a = _unit_rows(2, dim, phase=1.0)
+    b = 2.0 * _unit_rows(4, dim, phase=4.0)          # not unit length: stored as given
+    c = _unit_rows(1, dim, phase=8.0)
+    names = {**{f"a{i}": r for i, r in enumerate(a)}, **{f"b{i}": r for i, r in enumerate(b)},
+             "c0": c[0]}
+    with quiet():
+        queue = cls(dim, size)
+        queue.enqueue(a.clone())
+        queue.enqueue(b.clone())                     # slots 2-5: up to the end exactly
+        after_b = queue.keys
+        queue.enqueue(c.clone())                     # the pointer is back at slot 0
+        after_c = queue.keys
+    got = _where(after_b, names)
+    if got[2:] != ["b0", "b1", "b2", "b3"]:
+        hint = ""
+        if got[2:] == ["?"] * 4 and close(after_b[2:].norm(dim=1), [1.0] * 4, atol=1e-4):
+            hint = " They were normalised again: store the keys as they arrive."
+        fail(f"{what}({dim}, {size}): after enqueue(a0 a1) and enqueue(b0 b1 b2 b3) (keys of "
+             f"length 2) slots 2-5 should hold b0 b1 b2 b3 as given; got rows {got}.{hint}")
+    got = _where(after_c, names)
+    if got != ["c0", "a1", "b0", "b1", "b2", "b3"]:
+        fail(f"{what}({dim}, {size}): the queue was filled exactly to its end, so the next key "
+             f"c0 goes to slot 0 (over the oldest, a0); got rows {got}.")
 
 
 # ============================================================================ logits
@@ -308,8 +376,13 @@ def check_moco_logits(fn) -> None:
     N, K = len(q), len(queue)
     q_in = q.clone().requires_grad_(True)
     queue_in = queue.clone().requires_grad_(True)
+    k_in = k.clone()
     with quiet():
-        out = fn(q_in, k.clone(), queue_in, tau)
+        out = fn(q_in, k_in, queue_in, tau)
+    if not (torch.equal(q_in.detach(), q) and torch.equal(k_in, k)
+            and torch.equal(queue_in.detach(), queue)):
+        fail(f"{what} changed its inputs in place (q, k or queue_keys): build new tensors "
+             f"(a / tau, not a /= tau); the queue's keys are shared with the queue.")
     if not isinstance(out, tuple) or len(out) != 2:
         fail(f"{what} should return a tuple (logits, labels), got {type(out).__name__}.")
     logits, labels = out
@@ -322,6 +395,8 @@ def check_moco_logits(fn) -> None:
                    hint="Column 0: l_pos (N, 1); columns 1..K: l_neg = q @ queue_keys.T.")
     require_finite(logits, f"{what}: logits")
     require_grad(logits, f"{what}: logits")
+    if logits.dtype != torch.float32:
+        fail(f"{what}: float32 inputs should give float32 logits, got {logits.dtype}.")
     diagnose(logits, LOGITS, [(v, LOGITS_MESSAGES[m]) for m, v in LOGITS_MISTAKES.items()],
              f"{what}: logits", hint="logits = cat([l_pos, l_neg], dim=1) / tau.")
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
@@ -365,6 +440,9 @@ def check_moco_step(fn) -> None:
         fail(f"{what} never called queue.enqueue(k).")
     if "keys" not in queue.events:
         fail(f"{what} never read queue.keys: the negatives come from the queue.")
+    if queue.events.count("enqueue") > 1:
+        fail(f"{what} called queue.enqueue {queue.events.count('enqueue')} times: enqueue this "
+             f"batch's keys once, after the loss.")
     if queue.events.index("enqueue") < queue.events.index("keys"):
         fail(f"{what} enqueued the new keys before reading the queue: the logits must use "
              f"the queue as it was before this batch (otherwise each key is its own "
