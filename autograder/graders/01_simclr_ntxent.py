@@ -1263,8 +1263,9 @@ def _loaded_head(worker, rng, name="_head"):
     dims = _dims(rng)
     state = _make_head(worker, dims, name)
     layers = _Layers(worker, name, state, dims)
-    values = layers.draw(rng, state, dims)
-    worker.call("load_state_dict", values, on=name, as_torch=True)
+    worker.call("load_state_dict", layers.draw(rng, state, dims), on=name, as_torch=True)
+    loaded = worker.state(name)                # what the head holds now, read back
+    values = {k: np.asarray(v) for k, v in {**loaded["parameters"], **loaded["buffers"]}.items()}
     return dims, layers, values
 
 
