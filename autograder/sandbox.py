@@ -264,15 +264,25 @@ def _remove_cgroup(folder: str) -> bool:
     return False
 
 
+def user_threads() -> int:
+    """Threads of this user now: what RLIMIT_NPROC counts (a thread is a task too)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == os.getuid():
+                count += len(os.listdir(entry / "task"))
+        except OSError:                    # ended while we counted
+            pass
+    return count
+
+
 def set_rlimits(limits: Limits, cgroup: bool) -> None:
     """Address space and no core dumps; the process count where no cgroup counts it (it
-    counts every process of this user then, so leave room for the grader's own)."""
+    counts every thread of this user then, so leave room for the grader's own)."""
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if not cgroup:
-        running = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit()
-                      and p.stat().st_uid == os.getuid())
-        cap = running + limits.processes
+        cap = user_threads() + limits.processes
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
 
 

@@ -120,3 +120,21 @@ def test_a_cell_that_loops_is_interrupted_and_the_rest_loads(worker):
                           "def mul(a, b):\n    return a * b\n"], cell_seconds=1)
     assert errors == ["cell 0: interrupted after 1 s"]
     assert worker.call("add", 2, 3) == 5 and worker.call("mul", 2, 3) == 6
+
+
+def test_the_process_cap_counts_threads():
+    """RLIMIT_NPROC counts threads: a cap from processes alone left torch no room to start
+    its threads on a busy machine (its import failed half way)."""
+    import threading
+    from autograder import sandbox
+    before = sandbox.user_threads()
+    stop = threading.Event()
+    threads = [threading.Thread(target=stop.wait) for _ in range(5)]
+    for t in threads:
+        t.start()
+    try:
+        assert sandbox.user_threads() >= before + 5 - 2     # others may end meanwhile
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
