@@ -319,7 +319,7 @@ def scored():
 
     def score(item):
         label, notebook = item
-        return label, scoring.score_notebook(notebook, release, GRADER, timeout=30)
+        return label, scoring.score_notebook(notebook, release, GRADER)
 
     with ThreadPoolExecutor(2) as pool:
         return dict(pool.map(score, submissions.items()))
