@@ -81,6 +81,32 @@ def scored_cells(submission: dict, release: dict) -> list[str]:
     return sources
 
 
+def setup_before_answers(release: dict) -> int:
+    """How many of the scored cells are set-up cells that run before any answer: no
+    student code can have broken those, so their failure is the grader's, not a 0."""
+    count = 0
+    for cell in release.get("cells", []):
+        meta, tags = _meta(cell), (cell.get("metadata") or {}).get("tags", [])
+        if cell.get("cell_type") != "code" or meta.get("grade"):
+            continue
+        if meta.get("solution"):
+            break
+        count += SETUP_TAG in tags
+    return count
+
+
+class ScoringError(RuntimeError):
+    """Scoring could not be done (the grader's own set-up failed): the submission is not
+    graded, rather than scored 0 for what it did not do."""
+
+
+def check_setup(errors: list[str], setup: int) -> None:
+    for error in errors:
+        index = error.split(":", 1)[0].removeprefix("cell ")
+        if index.isdigit() and int(index) < setup:
+            raise ScoringError(f"the release's set-up cell failed in the scoring worker: {error}")
+
+
 def run_property(prop: Property, grade_id: str, worker, seed: int) -> PropertyResult:
     rng = np.random.default_rng(seed)
     try:
@@ -100,6 +126,7 @@ def score_notebook(submission: dict, release: dict, grader, limits=None,
     from . import sandbox
     seed = secrets.randbits(32) if seed is None else seed
     sources = scored_cells(submission, release)
+    setup = setup_before_answers(release)
     results, worker = [], None
     try:
         for index, (grade_id, properties) in enumerate(grader.PROPERTIES.items()):
@@ -108,7 +135,7 @@ def score_notebook(submission: dict, release: dict, grader, limits=None,
                     worker.close()
                 worker = worker_client.Worker(limits or sandbox.Limits(), timeout)
                 try:
-                    worker.load(sources)
+                    check_setup(worker.load(sources), setup)
                 except worker_client.WorkerError as error:
                     results += [PropertyResult(grade_id, p.name, p.points, 0.0,
                                                f"the answers could not be loaded: {error}")

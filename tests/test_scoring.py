@@ -166,3 +166,22 @@ def test_without_a_grader_module_nothing_is_graded(tmp_path):
     with course.gradebook(course_dir) as gb:
         assert not [s for s in gb.find_assignment(FIXTURE).submissions
                     if s.student_id == "alice" and s.score]
+
+
+def test_a_failing_setup_cell_is_the_graders_failure_not_a_zero():
+    """A set-up cell of the release that fails before any answer ran (the environment,
+    not the student) stops the scoring with the reason; one after an answer is the
+    student's doing and costs only points."""
+    from autograder import scoring
+
+    def code(source, tags=(), **nbgrader):
+        return {"cell_type": "code", "source": source,
+                "metadata": {"tags": list(tags), "nbgrader": nbgrader} if nbgrader or tags else {}}
+    release_nb = {"cells": [code("import os", ["scorer-setup"]),
+                            code("x = 1", ["scorer-setup"]),
+                            code("def f(): pass", solution=True, grade_id="f"),
+                            code("y = 2", ["scorer-setup"])]}
+    assert scoring.setup_before_answers(release_nb) == 2
+    scoring.check_setup(["cell 2: NameError", "cell 3: ImportError"], 2)
+    with pytest.raises(scoring.ScoringError, match="set-up cell"):
+        scoring.check_setup(["cell 1: ImportError: no torch"], 2)
