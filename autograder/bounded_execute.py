@@ -18,6 +18,7 @@ from __future__ import annotations
 from nbformat.v4 import new_output
 from traitlets import Bool, Integer
 
+from nbconvert.preprocessors import Preprocessor
 from nbgrader.preprocessors import Execute
 
 OUTPUT_TYPES = {"stream", "display_data", "execute_result", "error"}
@@ -128,3 +129,19 @@ class BoundedExecute(Execute):
                                      f"{self.max_cell_bytes:,} characters a cell or "
                                      f"{self.max_notebook_bytes:,} a notebook"))
         return cell
+
+
+class ResultsAsDisplays(Preprocessor):
+    """In graded cells, a value the kernel returned (an execute_result) is shown as a
+    display instead: nbgrader would read it as the cell's partial credit, and fail the
+    whole submission when it is over the cell's points. No grade comes from the kernel
+    (the trusted grader's properties replace it), so its results only need to be seen."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.get("cell_type") == "code" and cell.get("metadata", {}).get(
+                "nbgrader", {}).get("grade"):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "execute_result":
+                    output["output_type"] = "display_data"
+                    output.pop("execution_count", None)
+        return cell, resources

@@ -43,7 +43,8 @@ c.Execute.interrupt_on_timeout = True
 # the notebook's are cut at these sizes (characters), each kernel message at
 # max_message_bytes; widget state is not kept. (Settings of Execute apply to it too.)
 c.Autograde.autograde_preprocessors = [
-    "bounded_execute.BoundedExecute", "nbgrader.preprocessors.IgnorePattern",
+    "bounded_execute.BoundedExecute", "bounded_execute.ResultsAsDisplays",
+    "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata"]

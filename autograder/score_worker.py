@@ -163,13 +163,20 @@ class Refused(Exception):
 
 
 def resolve(name: str, namespace: dict):
-    """A dotted name: from the answers' namespace, or else an importable module."""
+    """A name the grader calls: a plain name from the answers' namespace (the student's
+    function or class); a dotted one from the real module when its first part is one
+    (``torch.nn.Linear``: a student's variable called ``torch`` does not shadow it), else
+    from the namespace (``ProjectionHead.forward``)."""
     if not isinstance(name, str) or not name:
         raise Refused(f"{name!r} is not a name")
     head, *rest = name.split(".")
-    if head in namespace:
-        value = namespace[head]
-    else:
+    value = namespace.get(head, _MISSING) if not rest else _MISSING
+    if value is _MISSING and rest:
+        try:
+            value = importlib.import_module(head)
+        except ImportError:
+            value = namespace.get(head, _MISSING)
+    if value is _MISSING:
         try:
             value = importlib.import_module(head)
         except ImportError:
@@ -184,6 +191,9 @@ def resolve(name: str, namespace: dict):
                 raise Refused(f"{name!r} is not defined") from None
         head = f"{head}.{part}"
     return value
+
+
+_MISSING = object()
 
 
 def kept(name, handles: dict):

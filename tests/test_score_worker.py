@@ -138,3 +138,11 @@ def test_the_process_cap_counts_threads():
         stop.set()
         for t in threads:
             t.join()
+
+
+def test_a_students_variable_does_not_shadow_a_module(worker):
+    worker.load(["torch = 'not the module'\nmath = None\ndef f():\n    return 1\n"])
+    worker.call("torch.zeros", 2, keep="z")
+    assert worker.get("z", "shape") == [2]
+    assert worker.call("math.sqrt", 4.0) == 2.0
+    assert worker.call("f") == 1
