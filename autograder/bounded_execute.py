@@ -137,6 +137,8 @@ class ResultsAsDisplays(Preprocessor):
     whole submission when it is over the cell's points. No grade comes from the kernel
     (the trusted grader's properties replace it), so its results only need to be seen."""
 
+    enabled = Bool(True).tag(config=True)     # nbconvert's preprocessors are off by default
+
     def preprocess_cell(self, cell, resources, index):
         if cell.get("cell_type") == "code" and cell.get("metadata", {}).get(
                 "nbgrader", {}).get("grade"):

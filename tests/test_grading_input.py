@@ -137,3 +137,21 @@ def test_shrink_cuts_every_output_type():
     error = bounded_execute.shrink({"output_type": "error", "ename": "E", "evalue": "v" * 500,
                                     "traceback": ["t" * 500] * 1000}, 100)
     assert len(error["evalue"]) == 100 and sum(map(len, error["traceback"])) <= 100
+
+
+def test_a_graded_cells_result_is_never_partial_credit():
+    """A rebound check that returns 3 in a 2-point cell: nbgrader would read the result as
+    partial credit over the maximum and fail the submission; it is shown as a display."""
+    import nbformat
+    from nbgrader.utils import determine_grade
+    from autograder.bounded_execute import ResultsAsDisplays
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("checks.check_something(answer)")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "t", "points": 2}
+    cell.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "3"},
+                                           execution_count=1)]
+    notebook.cells = [cell]
+    notebook, _ = ResultsAsDisplays()(notebook, {})
+    [output] = notebook.cells[0].outputs
+    assert output.output_type == "display_data" and output.data["text/plain"] == "3"
+    assert determine_grade(notebook.cells[0]) == (2.0, 2.0)      # no ValueError

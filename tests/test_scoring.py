@@ -60,7 +60,7 @@ def test_partial_credit_by_named_property(fixture_parts):
     points, results = score(fixture_parts, answer("add", "def add(a, b):\n    return float(a + b)\n"))
     assert points == {"test_add": 0.25, "test_mean_of": 2.0}
     failed = {r.name: r.message for r in results if not r.earned}
-    assert set(failed) == {"adds two integers exactly", "a number and its opposite add to 0"}
+    assert set(failed) == {"adds two integers exactly", "a number and its opposite add to 0, and itself to its double"}
     assert "should return an int" in failed["adds two integers exactly"]
     points, _ = score(fixture_parts, answer("mean_of", "def mean_of(xs):\n    return sum(xs) // len(xs)\n"))
     assert points["test_mean_of"] < 2.0 and points["test_add"] == 1.0
