@@ -131,7 +131,7 @@ def main():
             continue
         serial = one_run(ROOT, assignment, args.n, 1)["seconds"]
         parallel = one_run(ROOT, assignment, args.n, args.workers)["seconds"]
-            print(f"{assignment}: serial / parallel = {serial / parallel:.2f}x", flush=True)
+        print(f"{assignment}: serial / parallel = {serial / parallel:.2f}x", flush=True)
 
 
 if __name__ == "__main__":
