@@ -253,21 +253,18 @@ def already_graded(course_dir: Path, assignment: str, student: str, state: dict)
         Path(course_dir) / "autograded" / student / assignment).is_dir()
 
 
-def _joined(source) -> str:
-    return source if isinstance(source, str) else "".join(source)
-
-
 def edited_cells(submission: dict, released: dict) -> list[str]:
     """grade_ids of the release's locked cells (tests, instructions) whose source the
     submission changed; nbgrader grades with the master's, but the instructor should know.
     Trailing whitespace is ignored (editors and Colab add or drop it)."""
+    from .scoring import cell_source
     def locked(notebook):
         cells = {}
         for cell in notebook.get("cells", []):
             meta = (cell.get("metadata") or {}).get("nbgrader") or {}
             if meta.get("grade_id") and (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))):
                 cells[meta["grade_id"]] = "\n".join(
-                    line.rstrip() for line in _joined(cell.get("source", "")).strip().splitlines())
+                    line.rstrip() for line in cell_source(cell).strip().splitlines())
         return cells
     mine = locked(submission)
     return [grade_id for grade_id, source in locked(released).items()

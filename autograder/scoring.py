@@ -55,9 +55,21 @@ def _meta(cell: dict) -> dict:
     return (cell.get("metadata") or {}).get("nbgrader") or {}
 
 
-def _source(cell: dict) -> str:
+def cell_source(cell: dict) -> str:
+    """A cell's source as one string (a notebook may store it as a list of lines)."""
     source = cell.get("source", "")
     return source if isinstance(source, str) else "".join(source)
+
+
+def close(a, b, rtol=1e-4, atol=1e-5) -> bool:
+    """For grader modules: ``a`` (an answer) is finite and equals ``b`` within tolerance,
+    shape included; False for anything that is not numbers."""
+    try:
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and \
+        bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
 
 SETUP_TAG = "scorer-setup"
@@ -67,7 +79,7 @@ def scored_cells(submission: dict, release: dict) -> list[str]:
     """The code the worker runs, in the release's order: the release's code cells tagged
     ``scorer-setup`` (imports and settings; never the student's copy of them, never a
     training cell) and the submission's answer cells, matched by grade_id."""
-    answers = {_meta(c)["grade_id"]: _source(c) for c in submission.get("cells", [])
+    answers = {_meta(c)["grade_id"]: cell_source(c) for c in submission.get("cells", [])
                if _meta(c).get("solution") and _meta(c).get("grade_id")}
     sources = []
     for cell in release.get("cells", []):
@@ -77,7 +89,7 @@ def scored_cells(submission: dict, release: dict) -> list[str]:
         if meta.get("solution"):
             sources.append(answers.get(meta.get("grade_id"), ""))
         elif SETUP_TAG in tags:
-            sources.append(_source(cell))
+            sources.append(cell_source(cell))
     return sources
 
 

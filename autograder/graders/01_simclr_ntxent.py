@@ -35,7 +35,7 @@ import weakref
 
 import numpy as np
 
-from autograder.scoring import Property
+from autograder.scoring import Property, close
 from autograder.worker_client import WorkerError
 
 F32 = np.float32
@@ -53,13 +53,7 @@ def _ref(name):
 # ================================================================ small helpers
 
 
-def _close(a, b, rtol=1e-4, atol=1e-5) -> bool:
-    try:
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and \
-        bool(np.allclose(a, b, rtol=rtol, atol=atol))
+_close = close                   # scoring.close: finite, same shape, within tolerance
 
 
 def _keep(worker, name, array, requires_grad=False):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.scoring import Property
+from autograder.scoring import Property, close
 
 F32 = np.float32
 
@@ -40,13 +40,7 @@ def _normalize(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _close(a, b, rtol=1e-4, atol=1e-5) -> bool:
-    try:
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and \
-        bool(np.allclose(a, b, rtol=rtol, atol=atol))
+_close = close                   # scoring.close: finite, same shape, within tolerance
 
 
 def _array(value, what, shape=None):
