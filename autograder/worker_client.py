@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import channel
 from . import sandbox
+from .course import grading_env           # one torch thread, as the grading kernel
 
 HERE = Path(__file__).resolve().parent
 INSIDE = "/opt/scorer"                       # where the two files are mounted read-only
@@ -72,8 +73,8 @@ class Worker:
                  f"{INSIDE}/channel.py": str(HERE / "channel.py")}
         self.started = sandbox.start(
             [sys.executable, "-E", "-s", f"{INSIDE}/score_worker.py"], self.private, limits,
-            files=files, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL)
+            files=files, passed_env=grading_env(), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         process = self.started.process
         os.set_blocking(process.stdin.fileno(), False)
         self.dead = False

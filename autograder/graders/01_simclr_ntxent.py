@@ -375,9 +375,10 @@ def ce_masked_logits(worker, rng):
     logits, targets = _logits(rng, b, c, 2.0)
     for row in range(b):
         others = [k for k in range(c) if k != targets[row]]
-        masked = rng.choice(others, size=int(rng.integers(1, len(others) + 1)), replace=False)
-        if row == 0:
-            masked = others                     # only the target left: that row's loss is 0
+        # row 0 keeps only its target (its loss is 0); every other row keeps at least one
+        # other class, so the loss is never 0 and a summed loss stays a summed loss
+        size = len(others) if row == 0 else int(rng.integers(1, len(others)))
+        masked = rng.choice(others, size=size, replace=False)
         logits[row, masked] = -np.inf
     got = _ce(worker, logits, targets, what="softmax_cross_entropy with -inf logits")
     assert math.isfinite(got), \
