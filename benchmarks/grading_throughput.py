@@ -67,17 +67,43 @@ def run(assignment: str, n: int, workers: int, work: Path) -> float:
     print(f"{assignment}: {n} submissions, {workers} worker(s): {seconds:.1f} s, "
           f"{seconds / n:.2f} s per submission, isolated: {all(r.isolated for r in results)}"
           + (f", failed: {failed}" if failed else ""), flush=True)
+    master = next(r for r in results if r.student == "student000")   # the master's copy
+    if not master.ok or master.score != master.max_score:
+        raise SystemExit(f"the master scored {master.score} of {master.max_score} "
+                         f"({master.reason or 'graded'}): these times are not of grading")
     return seconds
+
+
+def own_course_utils(tree: Path, command: list[str]) -> list[str]:
+    """``command`` run where ``tree``'s course_utils stands at this checkout's path.
+
+    The environment's editable install maps ``import course_utils`` to this checkout, and
+    the grading sandbox passes no PYTHONPATH, so the kernels of an older tree would import
+    this checkout's course_utils (which the sandbox does not mount) and fail every cell.
+    A private mount namespace (root and util-linux's unshare) binds the tree's copy there."""
+    if tree.resolve() == ROOT.resolve():
+        return command
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise SystemExit("--compare needs root and unshare(1): an older tree's grading kernels "
+                         "must import its own course_utils")
+    bind = f"mount --bind {tree / 'course_utils'} {ROOT / 'course_utils'}"
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f'{bind} && exec "$@"', "sh", *command]
 
 
 def one_run(tree: Path, assignment: str, n: int, workers: int) -> dict:
     """run() in a fresh process that grades with the kit of ``tree``."""
-    command = [sys.executable, __file__, "--tree", str(tree), "--one", "--assignment", assignment,
-               "-n", str(n), "--workers", str(workers)]
-    paths = [str(tree), str(tree / "autograder")]          # the package, or the old course.py
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
-    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env,
-                         cwd=tree).stdout
+    command = own_course_utils(tree, [
+        sys.executable, __file__, "--tree", str(tree), "--one", "--assignment", assignment,
+        "-n", str(n), "--workers", str(workers)])
+    with tempfile.TemporaryDirectory() as links:
+        # the tree's grader package (or its older single course.py), never its course_utils:
+        # that one is imported at this checkout's path, as the sandbox's kernels import it
+        (Path(links) / "autograder").symlink_to(tree / "autograder")
+        paths = [links, str(tree / "autograder")]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+        out = subprocess.run(command, capture_output=True, text=True, check=True, env=env,
+                             cwd=tree).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
