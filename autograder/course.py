@@ -144,6 +144,17 @@ class GradingSettings:
     call_timeout: float = 60       # seconds for one call of the student's code when scoring
 
 
+def cell_source(cell: dict) -> str:
+    """A cell's source as one string (a notebook may store it as a list of lines)."""
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else "".join(source)
+
+
+def nbgrader_meta(cell: dict) -> dict:
+    """A cell's nbgrader metadata ({} when a notebook lost it, or holds null)."""
+    return (cell.get("metadata") or {}).get("nbgrader") or {}
+
+
 def grading_settings(course_dir: Path) -> GradingSettings:
     from . import intake
     from . import sandbox

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .collect import collect
 from .course import (
-    COURSE_DIR, CourseError, master_notebooks, notebook_json, source_assignments,
-    write_notebook)
+    COURSE_DIR, CourseError, master_notebooks, nbgrader_meta, notebook_json,
+    source_assignments, write_notebook)
 from .grading import autograde
 from .release import copy_course, generate
 from .reports import export, feedback, summary_table
@@ -38,7 +38,7 @@ def with_cell_replaced(notebook: dict, grade_id: str, source: str) -> dict:
     """A copy of a notebook whose solution cell `grade_id` has the given source."""
     notebook = json.loads(json.dumps(notebook))
     cells = [c for c in notebook["cells"]
-             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id]
+             if nbgrader_meta(c).get("grade_id") == grade_id]
     if len(cells) != 1 or not cells[0]["metadata"]["nbgrader"].get("solution"):
         raise CourseError(f"no single solution cell with grade_id {grade_id!r}")
     cells[0]["source"] = source

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .course import (
-    CourseError, GradingSettings, gradebook, grading_env, grading_settings,
-    nbgrader_command, notebook_json, submitted_students)
+    CourseError, GradingSettings, cell_source, gradebook, grading_env, grading_settings,
+    nbgrader_command, nbgrader_meta, notebook_json, submitted_students)
 from .release import generate
 from .reports import annotate_feedback, gradebook_changes, tamper_report, write_report
 
@@ -257,11 +257,10 @@ def edited_cells(submission: dict, released: dict) -> list[str]:
     """grade_ids of the release's locked cells (tests, instructions) whose source the
     submission changed; nbgrader grades with the master's, but the instructor should know.
     Trailing whitespace is ignored (editors and Colab add or drop it)."""
-    from .scoring import cell_source
     def locked(notebook):
         cells = {}
         for cell in notebook.get("cells", []):
-            meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+            meta = nbgrader_meta(cell)
             if meta.get("grade_id") and (meta.get("locked") or (meta.get("grade") and not meta.get("solution"))):
                 cells[meta["grade_id"]] = "\n".join(
                     line.rstrip() for line in cell_source(cell).strip().splitlines())

@@ -21,29 +21,22 @@ import copy
 import re
 import uuid
 
+from .course import cell_source, nbgrader_meta
+
 DEFINES = re.compile(r"^\s*(?:def|class)\s+([A-Za-z_]\w*)", re.M)
 
 
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return (src if isinstance(src, str) else "".join(src)).strip()
-
-
-def _nbgrader(cell: dict) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
 def has_nbgrader_metadata(notebook: dict) -> bool:
-    return any(_nbgrader(c).get("grade_id") for c in notebook.get("cells", []))
+    return any(nbgrader_meta(c).get("grade_id") for c in notebook.get("cells", []))
 
 
 def _pick_answer(candidates: list[int], cells: list[dict], released: dict) -> int | None:
     """The submission cell (index) that answers a released solution cell."""
     if not candidates:
         return None
-    wanted = set(DEFINES.findall(_source(released)))
+    wanted = set(DEFINES.findall(cell_source(released)))
     for index in candidates:
-        if wanted and wanted & set(DEFINES.findall(_source(cells[index]))):
+        if wanted and wanted & set(DEFINES.findall(cell_source(cells[index]))):
             return index
     return candidates[0]
 
@@ -58,14 +51,14 @@ def restore_metadata(submission: dict, release: dict) -> tuple[dict, list[str]]:
         pending: list[dict] = []                         # released answers since the last anchor
         start = 0
         for released in release.get("cells", []):
-            meta = _nbgrader(released)
+            meta = nbgrader_meta(released)
             if meta.get("solution"):
                 pending.append(released)
                 continue
-            source = _source(released)
+            source = cell_source(released).strip()
             found = next((i for i in range(start, len(cells))
                           if cells[i].get("cell_type") == released.get("cell_type")
-                          and _source(cells[i]) == source and source), None)
+                          and cell_source(cells[i]).strip() == source and source), None)
             if found is None:
                 continue                                  # deleted or edited: skip it
             gap = [i for i in range(start, found) if cells[i].get("cell_type") == "code"]
@@ -83,7 +76,8 @@ def restore_metadata(submission: dict, release: dict) -> tuple[dict, list[str]]:
             if index is not None:
                 matched[index] = answer
         for index, released in matched.items():
-            cells[index].setdefault("metadata", {})["nbgrader"] = copy.deepcopy(_nbgrader(released))
+            metadata = cells[index].setdefault("metadata", {})
+            metadata["nbgrader"] = copy.deepcopy(nbgrader_meta(released))
         if matched:
             notes.append(f"nbgrader metadata was missing: restored on {len(matched)} cells "
                          f"from the release")

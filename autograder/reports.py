@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .course import (
     checked, gradebook, grading_settings, load_config, master_notebooks, nbgrader_api,
-    notebook_json)
+    nbgrader_meta, notebook_json)
 
 
 def exercise_scores(course_dir: Path, assignment: str, student: str) -> dict[str, tuple]:
@@ -190,7 +190,7 @@ def annotate_feedback(course_dir: Path, assignment: str, student: str, results) 
     for path in sorted(folder.glob("*.ipynb")):
         notebook = json.loads(safe_files.read_regular(path, 256 * 2**20))
         for cell in notebook.get("cells", []):
-            grade_id = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+            grade_id = nbgrader_meta(cell).get("grade_id")
             if cell.get("cell_type") == "code" and grade_id in by_cell:
                 text = property_lines(by_cell[grade_id])
                 cell.setdefault("outputs", []).append({

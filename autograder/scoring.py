@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from . import worker_client
+from .course import cell_source, nbgrader_meta
 
 GRADERS_DIR = Path(__file__).resolve().parent / "graders"
 
@@ -51,27 +52,6 @@ def load_grader(assignment: str, folder: Path = GRADERS_DIR):
     return module
 
 
-def _meta(cell: dict) -> dict:
-    return (cell.get("metadata") or {}).get("nbgrader") or {}
-
-
-def cell_source(cell: dict) -> str:
-    """A cell's source as one string (a notebook may store it as a list of lines)."""
-    source = cell.get("source", "")
-    return source if isinstance(source, str) else "".join(source)
-
-
-def close(a, b, rtol=1e-4, atol=1e-5) -> bool:
-    """For grader modules: ``a`` (an answer) is finite and equals ``b`` within tolerance,
-    shape included; False for anything that is not numbers."""
-    try:
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and \
-        bool(np.allclose(a, b, rtol=rtol, atol=atol))
-
-
 SETUP_TAG = "scorer-setup"
 
 
@@ -79,11 +59,11 @@ def scored_cells(submission: dict, release: dict) -> list[str]:
     """The code the worker runs, in the release's order: the release's code cells tagged
     ``scorer-setup`` (imports and settings; never the student's copy of them, never a
     training cell) and the submission's answer cells, matched by grade_id."""
-    answers = {_meta(c)["grade_id"]: cell_source(c) for c in submission.get("cells", [])
-               if _meta(c).get("solution") and _meta(c).get("grade_id")}
+    answers = {nbgrader_meta(c)["grade_id"]: cell_source(c) for c in submission.get("cells", [])
+               if nbgrader_meta(c).get("solution") and nbgrader_meta(c).get("grade_id")}
     sources = []
     for cell in release.get("cells", []):
-        meta, tags = _meta(cell), (cell.get("metadata") or {}).get("tags", [])
+        meta, tags = nbgrader_meta(cell), (cell.get("metadata") or {}).get("tags", [])
         if cell.get("cell_type") != "code" or meta.get("grade"):
             continue
         if meta.get("solution"):
@@ -98,7 +78,7 @@ def setup_before_answers(release: dict) -> int:
     student code can have broken those, so their failure is the grader's, not a 0."""
     count = 0
     for cell in release.get("cells", []):
-        meta, tags = _meta(cell), (cell.get("metadata") or {}).get("tags", [])
+        meta, tags = nbgrader_meta(cell), (cell.get("metadata") or {}).get("tags", [])
         if cell.get("cell_type") != "code" or meta.get("grade"):
             continue
         if meta.get("solution"):

@@ -24,6 +24,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .course import cell_source, nbgrader_meta
+
 DUNDERS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
            "__bool__", "__float__", "__int__", "__index__", "__abs__", "__round__",
            "__instancecheck__", "__subclasscheck__", "__getattribute__", "__array__",
@@ -184,11 +186,6 @@ def scan_source(source: str, cell: str, imported: set[str] = frozenset()) -> lis
             for line, what, why in unique]
 
 
-def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return src if isinstance(src, str) else "".join(src)
-
-
 def imported_names(cells: list[dict]) -> set[str]:
     """Names the notebook binds to modules (from its import statements)."""
     names = set()
@@ -196,7 +193,7 @@ def imported_names(cells: list[dict]) -> set[str]:
         if cell.get("cell_type") != "code":
             continue
         try:
-            tree = ast.parse("\n".join(ln for ln in _source(cell).splitlines()
+            tree = ast.parse("\n".join(ln for ln in cell_source(cell).splitlines()
                                        if not ln.lstrip().startswith(("%", "!"))))
         except SyntaxError:
             continue
@@ -212,21 +209,21 @@ def answer_cells(notebook: dict, locked_sources: set[str] = frozenset()) -> list
     """(label, source) of each answer cell: nbgrader's solution cells, or, without metadata,
     the code cells that are not one of the master's locked cells."""
     cells = notebook.get("cells", [])
-    tagged = [(c["metadata"]["nbgrader"].get("grade_id", f"cell {i}"), _source(c))
+    tagged = [(nbgrader_meta(c).get("grade_id", f"cell {i}"), cell_source(c))
               for i, c in enumerate(cells)
               if c.get("cell_type") == "code"
-              and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+              and nbgrader_meta(c).get("solution")]
     if tagged:
         return tagged
-    return [(f"cell {i}", _source(c)) for i, c in enumerate(cells)
-            if c.get("cell_type") == "code" and _source(c).strip() not in locked_sources]
+    return [(f"cell {i}", cell_source(c)) for i, c in enumerate(cells)
+            if c.get("cell_type") == "code" and cell_source(c).strip() not in locked_sources]
 
 
 def locked_sources_of(master: dict) -> set[str]:
     """Sources of the master's code cells that are not answers (set-up, tests, plots)."""
-    return {_source(c).strip() for c in master.get("cells", [])
+    return {cell_source(c).strip() for c in master.get("cells", [])
             if c.get("cell_type") == "code"
-            and not c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+            and not nbgrader_meta(c).get("solution")}
 
 
 def scan_notebook(path: Path, master: dict | None = None) -> list[Finding]:

@@ -1,4 +1,9 @@
 """Helpers shared by the test modules (importable: pytest puts tests/ on sys.path)."""
+import copy
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pytest
 
 
@@ -10,3 +15,60 @@ def fails_with(check, fn, *words):
     for word in words:
         assert word.lower() in message, f"{word!r} not in: {info.value}"
     return message
+
+
+# ------------------------------------------------------------------ trusted-grader tests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def master_and_release(assignment: str) -> tuple[dict, dict]:
+    """The master notebook (it holds the solutions) and the student release of notebooks/."""
+    master = REPO / "autograder" / "source" / assignment / f"{assignment}.ipynb"
+    release = REPO / "notebooks" / f"{assignment}.ipynb"
+    return (json.loads(master.read_text(encoding="utf-8")),
+            json.loads(release.read_text(encoding="utf-8")))
+
+
+def with_answers(notebook: dict, answers: dict[str, str]) -> dict:
+    """A copy of ``notebook`` with the answer cells of these grade_ids replaced."""
+    from autograder import demo
+    for grade_id, source in answers.items():
+        notebook = demo.with_cell_replaced(notebook, grade_id, source)
+    return copy.deepcopy(notebook)
+
+
+def score_all(notebooks: dict[str, dict], release: dict, grader, timeout: float = 60) -> dict:
+    """name -> PropertyResults: each notebook scored once by the trusted scorer, in a
+    sandboxed worker of its own, two at a time (skipped where the sandbox cannot run)."""
+    from autograder import scoring
+    from test_autograder import sandbox_ready
+    ok, why = sandbox_ready()
+    if not ok:
+        pytest.skip(f"no isolation here: {why}")
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(scoring.score_notebook, notebook, release, grader,
+                                     timeout=timeout)
+                   for name, notebook in notebooks.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def lost(results, grade_id: str) -> dict[str, str]:
+    """The properties of one graded cell that earned nothing: name -> message."""
+    return {r.name: r.message for r in results if r.grade_id == grade_id and r.earned < r.points}
+
+
+def message_leaks(scored: dict) -> list[str]:
+    """Lines of the grader modules or of a master's solutions that a property's message
+    (shown in the student's feedback) repeats, with the submission and property."""
+    import leaks
+    secret = leaks.secret_lines()
+    return [f"{name}, {r.name}: {line} (from {secret[line]})"
+            for name, results in scored.items() for r in results
+            for line in map(leaks.significant, r.message.splitlines()) if line in secret]
+
+
+def unearned(results) -> list[tuple[str, str, str]]:
+    """(grade_id, property, message) of every property that earned nothing: what a failed
+    full-marks assertion shows."""
+    return [(r.grade_id, r.name, r.message) for r in results if r.earned < r.points]

@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from autograder.course import cell_source
+
 REPO = Path(__file__).resolve().parents[1]
 MIN_CHARS = 24
 BLOCK = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
@@ -23,11 +25,6 @@ def significant(line: str) -> str | None:
     if line.endswith(":") and len(line) < 40:      # 'for p in self.parameters():' says little
         return None
     return line
-
-
-def cell_source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return source if isinstance(source, str) else "".join(source)
 
 
 def masters() -> list[Path]:

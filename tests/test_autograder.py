@@ -2,9 +2,13 @@
 
 For every assignment in autograder/source/ (and the tiny fixture assignment in
 tests/fixtures/), one batch grades: the master as a submission (full marks), the
-unmodified release (0 on every exercise), one submission per wrong variant in
-autograder/demo_submissions/<assignment>.py (exactly that exercise's points lost) and one with a
-duplicated graded cell (fails, and the batch goes on). Then the grades CSV is checked.
+unmodified release (0 on every exercise), the demo's correct answers written differently
+(full marks), its wrong variants of autograder/demo_submissions/<assignment>.py in one
+notebook (only those exercises lose points), a copy saved by Colab (full marks) and one with
+a duplicated graded cell (fails, and the batch goes on); the fixture's batch also grades the
+kernel routes, notebook 01's a patched comparison. Then feedback and the grades CSV are
+checked. Each wrong variant alone, and many more mistakes, are scored property by property
+in tests/test_grader_*.py.
 """
 import csv
 import os
@@ -175,6 +179,13 @@ def with_route(course_dir: Path, assignment: str, source: str) -> dict:
     return notebook
 
 
+def with_wrong_answers(master: dict, assignment: str) -> dict:
+    """The master with every wrong variant of autograder/demo_submissions/ in its cell."""
+    for grade_id, source in demo.wrong_variants(assignment).items():
+        master = demo.with_cell_replaced(master, grade_id, source)
+    return master
+
+
 def with_duplicated_test_cell(notebook: dict) -> dict:
     notebook = json.loads(json.dumps(notebook))
     index = next(i for i, c in enumerate(notebook["cells"])
@@ -209,10 +220,11 @@ def batch(request, tmp_path_factory):
     release.generate(course_dir, assignment)
 
     folder = work / "submissions"
-    wrong = demo.wrong_variants(assignment)
-    submissions = demo.reference_submissions(course_dir, assignment, folder, wrong,
+    submissions = demo.reference_submissions(course_dir, assignment, folder, None,
                                                demo.written_differently(assignment))
     master = course.notebook_json(course.master_notebooks(course_dir, assignment)[0])
+    submissions["wrong_answers"] = course.write_notebook(
+        with_wrong_answers(master, assignment), folder / "wrong_answers.ipynb")
     submissions["duplicated_cell"] = course.write_notebook(
         with_duplicated_test_cell(master), folder / "duplicated_cell.ipynb")
     submissions["colab_saved"] = course.write_notebook(
@@ -220,6 +232,7 @@ def batch(request, tmp_path_factory):
     if assignment == PATCHED_ASSIGNMENT:
         submissions["patched_allclose"] = course.write_notebook(
             with_patched_allclose(master), folder / "patched_allclose.ipynb")
+    if assignment == FIXTURE:
         for name, source in ROUTES.items():
             submissions[name] = course.write_notebook(
                 with_route(course_dir, assignment, source), folder / f"{name}.ipynb")
@@ -278,32 +291,36 @@ def test_blank_release_gets_zero_everywhere(batch):
     assert batch.scores("blank_release") == {grade_id: 0 for grade_id in batch.points}
 
 
-def test_one_wrong_exercise_loses_points_only_there(batch):
-    """Each wrong variant loses some of its own exercise's points (the properties it
-    breaks) and none elsewhere."""
-    wrong = demo.wrong_variants(batch.assignment)
+def test_wrong_answers_lose_points_only_there(batch):
+    """The demo's wrong variants, all in one notebook: each wrong exercise loses some of its
+    points (the properties it breaks), the others keep all of theirs. (That no wrong answer
+    costs another exercise is checked property by property in tests/test_grader_*.py.)"""
+    wrong = {f"test_{grade_id}" for grade_id in demo.wrong_variants(batch.assignment)}
     assert wrong, f"autograder/demo_submissions/{batch.assignment}.py has no wrong variants"
-    for grade_id in wrong:
-        test_id = f"test_{grade_id}"
-        scores = batch.scores(f"wrong_{grade_id}")
-        assert {k: v for k, v in scores.items() if k != test_id} == \
-            {k: v for k, v in batch.points.items() if k != test_id}, f"wrong {grade_id}"
-        assert scores[test_id] < batch.points[test_id], f"wrong {grade_id} kept its points"
-        if batch.assignment != FIXTURE:
-            assert batch.results[f"wrong_{grade_id}"].trusted
+    scores = batch.scores("wrong_answers")
+    assert {k: v for k, v in scores.items() if k not in wrong} == \
+        {k: v for k, v in batch.points.items() if k not in wrong}
+    kept = [test_id for test_id in wrong if scores[test_id] >= batch.points[test_id]]
+    assert not kept, f"wrong answers kept their points: {kept}"
+    assert batch.results["wrong_answers"].trusted
 
 
+@pytest.mark.parametrize("batch", [FIXTURE], indirect=True)
 def test_kernel_tricks_earn_nothing(batch):
-    """The routes that earned full marks while tests ran in the student's kernel: the
-    trusted scorer decides, so each blank answer earns 0; and a patched comparison in the
-    student's process changes nothing (the master's answers keep their points), but the
-    tamper report shows it."""
-    if batch.assignment != PATCHED_ASSIGNMENT:
-        pytest.skip("one real notebook is enough")
+    """The routes that earned full marks while tests ran in the student's kernel (found on
+    notebook 01; they act on the kernel, whatever the notebook, so they are graded here on
+    the fixture, 4 s a submission instead of 12): the trusted scorer decides, so each blank
+    answer earns 0."""
     for name in ROUTES:
         result = batch.results[name]
         assert result.ok and result.trusted, (name, result.reason)
         assert batch.scores(name) == {grade_id: 0 for grade_id in batch.points}, name
+
+
+@pytest.mark.parametrize("batch", [PATCHED_ASSIGNMENT], indirect=True)
+def test_a_patched_comparison_changes_nothing(batch):
+    """torch.allclose made always true in the student's process: the master's answers keep
+    their points (nothing there decides them), and the tamper report shows the patch."""
     assert batch.scores("patched_allclose") == batch.points
     assert any("torch.allclose = ..." in line
                for line in batch.results["patched_allclose"].suspicious)
@@ -338,9 +355,8 @@ def test_grades_csv(batch, tmp_path):
     assert float(rows["reference_solution"]["score"]) == total
     assert float(rows["reference_solution"]["max_score"]) == total
     assert float(rows["blank_release"]["score"]) == 0
-    for grade_id in demo.wrong_variants(batch.assignment):
-        scored = sum(batch.scores(f"wrong_{grade_id}").values())
-        assert scored < total and float(rows[f"wrong_{grade_id}"]["score"]) == scored
+    scored = sum(batch.scores("wrong_answers").values())
+    assert 0 < scored < total and float(rows["wrong_answers"]["score"]) == scored
 
 
 def test_report_time_per_submission(batch, capsys):

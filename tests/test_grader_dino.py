@@ -11,10 +11,7 @@ come from its own variant. The grader's reference computations are checked again
 """
 from __future__ import annotations
 
-import json
 import math
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,12 +21,9 @@ from PIL import Image
 from torchvision import transforms as T
 
 from autograder import demo, scoring
-from test_autograder import sandbox_ready
+from helpers import lost, master_and_release, message_leaks, score_all, unearned, with_answers
 
-REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "04_dino_self_distillation"
-MASTER = REPO / "autograder" / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-RELEASE = REPO / "notebooks" / f"{ASSIGNMENT}.ipynb"
 FULL = {"test_multicrop_transform": 2.0, "test_dino_head": 3.0, "test_dino_loss": 4.0,
         "test_update_center": 2.0, "test_cosine_schedule": 2.0}
 CELL = {"multicrop_transform": "test_multicrop_transform", "dino_head": "test_dino_head",
@@ -291,37 +285,19 @@ def variant_source(grade_id: str, name: str) -> str:
 # ============================================================================ scoring
 
 
-def with_answers(notebook: dict, answers: dict[str, str]) -> dict:
-    notebook = json.loads(json.dumps(notebook))
-    for grade_id, source in answers.items():
-        notebook = demo.with_cell_replaced(notebook, grade_id, source)
-    return notebook
-
-
 @pytest.fixture(scope="module")
 def scored():
-    ok, why = sandbox_ready()
-    if not ok:
-        pytest.skip(f"no isolation here: {why}")
-    master = json.loads(MASTER.read_text())
-    release = json.loads(RELEASE.read_text())
+    master, release = master_and_release(ASSIGNMENT)
     notebooks = {"master": master, "blank": release,
                  "correct": with_answers(master, demo.written_differently(ASSIGNMENT))}
     for i, row in enumerate(variant_rows()):
         notebooks[f"variants_{i}"] = with_answers(
             master, {g: variant_source(g, name) for g, name in row.items()})
-    with ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(scoring.score_notebook, nb, release, grader, timeout=30)
-                   for name, nb in notebooks.items()}
-        return {name: future.result() for name, future in futures.items()}
-
-
-def lost(results, test_id) -> dict[str, str]:
-    return {r.name: r.message for r in results if r.grade_id == test_id and not r.earned}
+    return score_all(notebooks, release, grader, timeout=30)
 
 
 def test_properties_sum_to_the_cells_points():
-    master = json.loads(MASTER.read_text())
+    master, _ = master_and_release(ASSIGNMENT)
     points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
               for c in master["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
     assert points == FULL
@@ -333,16 +309,22 @@ def test_properties_sum_to_the_cells_points():
                for f in names or ())
 
 
+def test_messages_leak_nothing(scored):
+    """Every message the students' feedback shows, of every submission scored here (its
+    wrong answers' included): no line of a grader module or of a master's solutions."""
+    assert not message_leaks(scored), message_leaks(scored)[:10]
+
+
 def test_the_master_earns_every_property(scored):
     results = scored["master"]
     assert scoring.cell_points(results) == FULL, \
-        [(r.grade_id, r.name, r.message) for r in results if not r.earned]
+        unearned(results)
 
 
 def test_correct_answers_written_differently_earn_full_marks(scored):
     results = scored["correct"]
     assert scoring.cell_points(results) == FULL, \
-        [(r.grade_id, r.name, r.message) for r in results if not r.earned]
+        unearned(results)
 
 
 def test_the_demo_wrong_variants_lose_only_in_their_cells(scored):

@@ -8,37 +8,22 @@ faked answers). The reference computations of the grader are checked against tor
 """
 from __future__ import annotations
 
-import copy
-import importlib.util
-import json
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder import scoring
+from autograder import demo, grader_tools, scoring
+from helpers import master_and_release, message_leaks, score_all, unearned, with_answers
 
 pytestmark = pytest.mark.notebook
 
-REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "03_mae_masking"
-MASTER = REPO / "autograder" / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-RELEASE = REPO / "notebooks" / f"{ASSIGNMENT}.ipynb"
-DEMO = REPO / "autograder" / "demo_submissions" / f"{ASSIGNMENT}.py"
 FULL = {"test_patchify": 3.0, "test_random_masking": 4.0, "test_unshuffle": 3.0,
         "test_mae_loss": 3.0}
 CELL = {"patchify": "test_patchify", "random_masking": "test_random_masking",
         "unshuffle": "test_unshuffle", "mae_loss": "test_mae_loss"}
-
-
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 GRADER = scoring.load_grader(ASSIGNMENT)
@@ -288,53 +273,26 @@ def _combined() -> list[dict]:
 # ============================================================================ scoring
 
 
-def _notebook(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _with_cells(master: dict, sources: dict) -> dict:
-    notebook = copy.deepcopy(master)
-    for c in notebook["cells"]:
-        grade_id = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in sources:
-            c["source"] = sources[grade_id]
-    return notebook
-
-
 @pytest.fixture(scope="module")
 def scored():
     """label -> PropertyResults, every submission scored once (two workers at a time)."""
-    from test_autograder import sandbox_ready
-    ok, why = sandbox_ready()
-    if not ok:
-        pytest.skip(f"no isolation here: {why}")
-    master, release, demo = _notebook(MASTER), _notebook(RELEASE), _load(DEMO, "demo_03")
-    submissions = {"master": master, "blank": release,
-                   "written_differently": _with_cells(master, demo.CORRECT)}
-    submissions.update({f"demo_wrong_{cell}": _with_cells(master, {cell: source})
-                        for cell, source in demo.WRONG.items()})
+    master, release = master_and_release(ASSIGNMENT)
+    correct = with_answers(master, demo.written_differently(ASSIGNMENT))
+    submissions = {"master": master, "blank": release, "written_differently": correct}
+    submissions.update({f"demo_wrong_{cell}": with_answers(master, {cell: source})
+                        for cell, source in demo.wrong_variants(ASSIGNMENT).items()})
     for i, row in enumerate(_combined()):
-        submissions[f"mistakes_{i}"] = _with_cells(
+        submissions[f"mistakes_{i}"] = with_answers(
             master, {cell: VARIANTS[cell][name][0] for cell, name in row.items()})
-
-    def score(item):
-        label, notebook = item
-        return label, scoring.score_notebook(notebook, release, GRADER)
-
-    with ThreadPoolExecutor(2) as pool:
-        return dict(pool.map(score, submissions.items()))
+    return score_all(submissions, release, GRADER)
 
 
 def _failed(results, grade_id: str) -> set:
     return {CHECK[r.name] for r in results if r.grade_id == grade_id and not r.earned}
 
 
-def _explain(results) -> list:
-    return [(r.grade_id, r.name, r.message) for r in results if not r.earned]
-
-
 def test_points_add_up_to_the_masters_cells():
-    master = _notebook(MASTER)
+    master, _ = master_and_release(ASSIGNMENT)
     points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
               for c in master["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
     assert points == FULL
@@ -342,21 +300,27 @@ def test_points_add_up_to_the_masters_cells():
     assert len(CHECK) == sum(len(props) for props in GRADER.PROPERTIES.values())
 
 
+def test_messages_leak_nothing(scored):
+    """Every message the students' feedback shows, of every submission scored here (its
+    wrong answers' included): no line of a grader module or of a master's solutions."""
+    assert not message_leaks(scored), message_leaks(scored)[:10]
+
+
 def test_the_master_earns_every_property(scored):
     results = scored["master"]
-    assert scoring.cell_points(results) == FULL, _explain(results)
+    assert scoring.cell_points(results) == FULL, unearned(results)
     assert all(r.earned == r.points for r in results)
 
 
 def test_answers_written_differently_earn_full_marks(scored):
     results = scored["written_differently"]
-    assert scoring.cell_points(results) == FULL, _explain(results)
+    assert scoring.cell_points(results) == FULL, unearned(results)
 
 
 def test_each_demo_wrong_variant_loses_points_in_its_own_cell_only(scored):
-    demo = _load(DEMO, "demo_03")
-    assert demo.WRONG
-    for cell in demo.WRONG:
+    wrong = demo.wrong_variants(ASSIGNMENT)
+    assert wrong
+    for cell in wrong:
         points = scoring.cell_points(scored[f"demo_wrong_{cell}"])
         assert points[CELL[cell]] < FULL[CELL[cell]], cell
         assert {g: v for g, v in points.items() if g != CELL[cell]} == \
@@ -376,7 +340,7 @@ def test_a_known_mistake_loses_its_properties(scored, cell, name):
     results = scored[f"mistakes_{index}"]
     _, must, may = VARIANTS[cell][name]
     failed = _failed(results, CELL[cell])
-    assert must <= failed <= must | may, (name, _explain(results))
+    assert must <= failed <= must | may, (name, unearned(results))
     points = scoring.cell_points(results)[CELL[cell]]
     if must == ALL[CELL[cell]]:
         assert points == 0                                   # a fake earns nothing
@@ -454,7 +418,7 @@ def test_reference_len_keep_and_bfloat16_rounding():
     assert [GRADER.len_keep(L, r) for L, r in [(20, 0.9), (10, 0.9), (16, 0.0), (64, 0.75)]] \
         == [1, 0, 16, 16]                                     # the text's floating-point cases
     x = np.random.default_rng(2).standard_normal(1000).astype(np.float32) * 100
-    assert np.array_equal(GRADER._bf16(x), torch.from_numpy(x).bfloat16().float().numpy())
+    assert np.array_equal(grader_tools.bf16(x), torch.from_numpy(x).bfloat16().float().numpy())
 
 
 def test_uniform_bounds_hold_for_sampling_without_replacement():

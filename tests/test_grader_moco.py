@@ -10,9 +10,6 @@ computations are checked against torch at the end (no sandbox needed).
 """
 from __future__ import annotations
 
-import json
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,12 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from autograder import demo, scoring
-from test_autograder import sandbox_ready
+from helpers import lost, master_and_release, message_leaks, score_all, unearned, with_answers
 
-REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "02_moco_queue"
-MASTER = REPO / "autograder" / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-RELEASE = REPO / "notebooks" / f"{ASSIGNMENT}.ipynb"
 FULL = {"test_momentum_update": 3.0, "test_key_queue": 4.0, "test_moco_logits": 3.0,
         "test_moco_step": 3.0}
 CELL = {"momentum_update": "test_momentum_update", "key_queue": "test_key_queue",
@@ -239,54 +233,40 @@ def variant_notebooks():
 
 @pytest.fixture(scope="module")
 def scored():
-    ok, why = sandbox_ready()
-    if not ok:
-        pytest.skip(f"no isolation here: {why}")
-    master = json.loads(MASTER.read_text())
-    release = json.loads(RELEASE.read_text())
-
-    def replaced(answers: dict) -> dict:
-        notebook = master
-        for grade_id, source in answers.items():
-            notebook = demo.with_cell_replaced(notebook, grade_id, source)
-        return notebook
-
+    master, release = master_and_release(ASSIGNMENT)
     notebooks = {"master": master, "blank": release,
-                 "correct": replaced(demo.written_differently(ASSIGNMENT)),
-                 "wrong": replaced(demo.wrong_variants(ASSIGNMENT))}
+                 "correct": with_answers(master, demo.written_differently(ASSIGNMENT)),
+                 "wrong": with_answers(master, demo.wrong_variants(ASSIGNMENT))}
     for i, row in enumerate(variant_notebooks()):
-        notebooks[f"variants_{i}"] = replaced({g: source for g, (_, (source, _, _)) in row.items()})
-    with ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(scoring.score_notebook, nb, release, grader)
-                   for name, nb in notebooks.items()}
-        return {name: future.result() for name, future in futures.items()}
-
-
-def lost(results, grade_id):
-    return {r.name: r.message for r in results if r.grade_id == grade_id and not r.earned}
-
-
-pytestmark = pytest.mark.notebook
+        notebooks[f"variants_{i}"] = with_answers(
+            master, {g: source for g, (_, (source, _, _)) in row.items()})
+    return score_all(notebooks, release, grader)
 
 
 def test_properties_sum_to_the_cells_points():
-    master = json.loads(MASTER.read_text())
+    master, _ = master_and_release(ASSIGNMENT)
     points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
               for c in master["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
     assert points == FULL
     assert {g: sum(p.points for p in props) for g, props in grader.PROPERTIES.items()} == FULL
 
 
+def test_messages_leak_nothing(scored):
+    """Every message the students' feedback shows, of every submission scored here (its
+    wrong answers' included): no line of a grader module or of a master's solutions."""
+    assert not message_leaks(scored), message_leaks(scored)[:10]
+
+
 def test_the_master_earns_every_property(scored):
     results = scored["master"]
     assert scoring.cell_points(results) == FULL, \
-        [(r.grade_id, r.name, r.message) for r in results if not r.earned]
+        unearned(results)
 
 
 def test_correct_answers_written_differently_earn_full_marks(scored):
     results = scored["correct"]
     assert scoring.cell_points(results) == FULL, \
-        [(r.grade_id, r.name, r.message) for r in results if not r.earned]
+        unearned(results)
 
 
 def test_the_demo_wrong_variants_lose_only_in_their_cells(scored):

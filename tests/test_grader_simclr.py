@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import runpy
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms as T
 
-from autograder import demo, scoring
+from autograder import scoring
 from course_utils.checks import simclr as visible
-from test_autograder import sandbox_ready
+from helpers import lost, message_leaks, score_all, unearned, with_answers
 
 pytestmark = pytest.mark.notebook
 
@@ -517,51 +516,38 @@ FAKES = {"simclr_transform": TRANSFORM_ZEROS, "softmax_cross_entropy": CE_CONSTA
          "nt_xent_loss": VEC_ZEROS, "projection_head": HEAD_ZEROS}
 
 
-def with_answers(answers: dict[str, str]) -> dict:
-    notebook = MASTER_JSON
-    for grade_id, source in answers.items():
-        notebook = demo.with_cell_replaced(notebook, grade_id, source)
-    return notebook
-
-
-def submissions() -> dict[str, dict | None]:
-    """name -> notebook (None: the blank release itself)."""
-    subs = {"master": MASTER_JSON, "correct": with_answers(DEMO["CORRECT"]),
-            "demo_wrong": with_answers(DEMO["WRONG"]), "blank": None,
-            "fakes": with_answers(FAKES)}
+def submissions() -> dict[str, dict]:
+    master, release = MASTER_JSON, json.loads(RELEASE.read_text())
+    subs = {"master": master, "correct": with_answers(master, DEMO["CORRECT"]),
+            "demo_wrong": with_answers(master, DEMO["WRONG"]), "blank": release,
+            "fakes": with_answers(master, FAKES)}
     for name, cells in PARTIAL.items():
-        subs[name] = with_answers({grade_id: source for grade_id, (source, _, _) in cells.items()})
+        subs[name] = with_answers(master, {grade_id: source
+                                           for grade_id, (source, _, _) in cells.items()})
     return subs
 
 
 @pytest.fixture(scope="module")
 def scored():
-    ok, why = sandbox_ready()
-    if not ok:
-        pytest.skip(f"no isolation here: {why}")
-    release = json.loads(RELEASE.read_text())
-
-    def score(item):
-        name, notebook = item
-        return name, scoring.score_notebook(notebook or release, release, grader, timeout=60)
-    with ThreadPoolExecutor(2) as pool:
-        return dict(pool.map(score, submissions().items()))
+    return score_all(submissions(), json.loads(RELEASE.read_text()), grader, timeout=60)
 
 
-def failed(results, grade_id: str) -> dict[str, str]:
-    return {r.name: r.message for r in results if r.grade_id == grade_id and r.earned < r.points}
+def test_messages_leak_nothing(scored):
+    """Every message the students' feedback shows, of every submission scored here (its
+    wrong answers' included): no line of a grader module or of a master's solutions."""
+    assert not message_leaks(scored), message_leaks(scored)[:10]
 
 
 def test_the_master_earns_every_property(scored):
     results = scored["master"]
     assert scoring.cell_points(results) == FULL, \
-        [(r.name, r.message) for r in results if r.earned < r.points]
+        unearned(results)
 
 
 def test_correct_answers_written_differently_earn_every_property(scored):
     results = scored["correct"]
     assert scoring.cell_points(results) == FULL, \
-        [(r.name, r.message) for r in results if r.earned < r.points]
+        unearned(results)
 
 
 def test_the_blank_release_earns_nothing(scored):
@@ -576,7 +562,7 @@ def test_each_demo_wrong_answer_loses_points_only_in_its_cell(scored):
         if grade_id in wrong:
             assert points[grade_id] < full, grade_id
         else:
-            assert points[grade_id] == full, (grade_id, failed(scored["demo_wrong"], grade_id))
+            assert points[grade_id] == full, (grade_id, lost(scored["demo_wrong"], grade_id))
 
 
 def matching(names, fragment):
@@ -591,9 +577,9 @@ def test_known_mistakes_lose_their_properties_and_nothing_else(scored, notebook)
     points = scoring.cell_points(results)
     for grade_id, full in FULL.items():
         answer = grade_id.removeprefix("test_")
-        lost = failed(results, grade_id)
+        missed = lost(results, grade_id)
         if answer not in PARTIAL[notebook]:
-            assert not lost, (notebook, grade_id, lost)
+            assert not missed, (notebook, grade_id, missed)
             continue
         source, must, may = PARTIAL[notebook][answer]
         if source is TRANSFORM_FORGED:
@@ -601,9 +587,9 @@ def test_known_mistakes_lose_their_properties_and_nothing_else(scored, notebook)
         names = [p.name for p in grader.PROPERTIES[grade_id]]
         must = {matching(names, fragment) for fragment in must}
         may = {matching(names, fragment) for fragment in may}
-        assert must <= set(lost) <= must | may, (notebook, answer, lost)
+        assert must <= set(missed) <= must | may, (notebook, answer, missed)
         assert 0 < points[grade_id] < full, (notebook, answer)
-        assert all(message for message in lost.values()), lost
+        assert all(message for message in missed.values()), missed
 
 
 def test_faked_answers_earn_nothing(scored):
@@ -612,7 +598,7 @@ def test_faked_answers_earn_nothing(scored):
     assert scoring.cell_points(scored["fakes"]) == {grade_id: 0 for grade_id in FULL}
     assert scoring.cell_points(scored["partial_d"])["test_simclr_transform"] == 0
     steps = matching([p.name for p in grader.PROPERTIES["test_simclr_transform"]], "steps and")
-    assert "not that of its steps" in failed(scored["partial_d"], "test_simclr_transform")[steps]
+    assert "not that of its steps" in lost(scored["partial_d"], "test_simclr_transform")[steps]
 
 
 def test_messages_name_the_mistake(scored):

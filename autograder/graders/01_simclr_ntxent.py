@@ -35,7 +35,8 @@ import weakref
 
 import numpy as np
 
-from autograder.scoring import Property, close
+from autograder.grader_tools import close, put
+from autograder.scoring import Property
 from autograder.worker_client import WorkerError
 
 F32 = np.float32
@@ -51,16 +52,6 @@ def _ref(name):
 
 
 # ================================================================ small helpers
-
-
-_close = close                   # scoring.close: finite, same shape, within tolerance
-
-
-def _keep(worker, name, array, requires_grad=False):
-    """A tensor made from the grader's array, kept in the worker as ``name``."""
-    worker.call("torch.tensor", np.ascontiguousarray(array), requires_grad=requires_grad,
-                keep=name)
-    return _ref(name)
 
 
 def _seed(worker, rng):
@@ -331,8 +322,8 @@ def _logits(rng, b, c, scale, dtype=F32):
 
 
 def _ce(worker, logits, targets, what="softmax_cross_entropy(logits, targets)", grad=False):
-    _keep(worker, "_logits", logits, requires_grad=grad)
-    _keep(worker, "_targets", targets.astype(np.int64))
+    put(worker, "_logits", logits, requires_grad=grad)
+    put(worker, "_targets", targets.astype(np.int64))
     return _scalar(worker, "softmax_cross_entropy", _ref("_logits"), _ref("_targets"), what=what)
 
 
@@ -397,7 +388,7 @@ def ce_gradient_property(worker, rng):
     assert np.all(np.isfinite(grad)) and np.abs(grad).sum() > 0, \
         "the gradient with respect to the logits is zero or not finite"
     if math.isclose(got, ce_reference(logits, targets), rel_tol=1e-9, abs_tol=1e-9):
-        assert _close(grad, ce_gradient(logits, targets), rtol=1e-5, atol=1e-8), \
+        assert close(grad, ce_gradient(logits, targets), rtol=1e-5, atol=1e-8), \
             "the gradient with respect to the logits is not (softmax - one_hot) / B"
     evaluate = lambda arrays: _ce(worker, arrays[0], targets)  # noqa: E731
     assert _directional(evaluate, [logits], [grad], rng), \
@@ -409,8 +400,8 @@ def ce_dtypes(worker, rng):
     b, c = int(rng.integers(2, 10)), int(rng.integers(2, 9))
     for dtype, name in ((F32, "torch.float32"), (np.float64, "torch.float64")):
         logits, targets = _logits(rng, b, c, 3.0, dtype=dtype)
-        _keep(worker, "_logits", logits)
-        _keep(worker, "_targets", targets)
+        put(worker, "_logits", logits)
+        put(worker, "_targets", targets)
         value, got = _tensor_out(worker, "softmax_cross_entropy", _ref("_logits"),
                                  _ref("_targets"))
         assert got == name, f"{name.split('.')[1]} logits give a {got} loss; keep their dtype"
@@ -426,8 +417,8 @@ def ce_dtypes(worker, rng):
 def ce_own_computation(worker, rng):
     b, c = int(rng.integers(3, 9)), int(rng.integers(3, 9))
     logits, targets = _logits(rng, b, c, 2.0)
-    _keep(worker, "_logits", logits)
-    _keep(worker, "_targets", targets)
+    put(worker, "_logits", logits)
+    put(worker, "_targets", targets)
     ops = _op_counts(worker, "softmax_cross_entropy", _ref("_logits"), _ref("_targets"))
     used = sorted({name for op, name in FORBIDDEN_OPS.items() if op in ops})
     assert not used, f"it calls {', '.join(used)}: build the loss from max, exp, sum, log " \
@@ -441,7 +432,7 @@ def ce_own_computation(worker, rng):
 
 
 def _cos(worker, z, what="cosine_similarity_matrix(z)", grad=False):
-    _keep(worker, "_z", z, requires_grad=grad)
+    put(worker, "_z", z, requires_grad=grad)
     return _tensor_out(worker, "cosine_similarity_matrix", _ref("_z"), what=what,
                        shape=(len(z), len(z)))
 
@@ -472,9 +463,9 @@ def cos_diagonal_symmetric(worker, rng):
     m, d = int(rng.integers(4, 12)), int(rng.integers(3, 9))
     z = _rows(rng, m, d)
     got, _ = _cos(worker, z)
-    assert _close(np.diag(got), np.ones(m), atol=1e-5), \
+    assert close(np.diag(got), np.ones(m), atol=1e-5), \
         "the diagonal should be 1 (every row is perfectly similar to itself)"
-    assert _close(got, got.T, atol=1e-6), \
+    assert close(got, got.T, atol=1e-6), \
         "the matrix is not symmetric: normalise both sides by |z_m| |z_k|"
     _cos_like(got, z, "the values")
 
@@ -485,7 +476,7 @@ def cos_length_invariance(worker, rng):
     scaled = (z * np.exp(rng.uniform(-4, 4, size=(m, 1)))).astype(F32)
     first, _ = _cos(worker, z)
     second, _ = _cos(worker, scaled)
-    assert _close(first, second, rtol=1e-4, atol=3e-5), \
+    assert close(first, second, rtol=1e-4, atol=3e-5), \
         "rescaling rows of z by positive numbers changes the result: the cosine similarity " \
         "ignores the lengths (normalise every row)"
     _cos_like(second, scaled, "the values")
@@ -501,8 +492,8 @@ def cos_gradient(worker, rng):
     grad = worker.get("_z", "grad")
     assert grad is not None, "no gradient reaches z (stay in torch: no .item(), .detach())"
     assert np.all(np.isfinite(grad)), "the gradient with respect to z is not finite"
-    if _close(got, cosine_reference(z), rtol=1e-9, atol=1e-9):
-        assert _close(grad, cosine_gradient(z, upstream), rtol=1e-5, atol=1e-8), \
+    if close(got, cosine_reference(z), rtol=1e-9, atol=1e-9):
+        assert close(grad, cosine_gradient(z, upstream), rtol=1e-5, atol=1e-8), \
             "the gradient with respect to z is not that of U U^T with u = z / |z|"
     evaluate = lambda arrays: float(np.sum(upstream * _cos(worker, arrays[0])[0]))  # noqa
     assert _directional(evaluate, [z], [grad], rng), \
@@ -560,8 +551,8 @@ def _loss_call(worker, name):
 
 def _loss(worker, name, z_i, z_j, tau, requires_grad=False, what=None):
     call, on = _loss_call(worker, name)
-    _keep(worker, "_zi", z_i, requires_grad)
-    _keep(worker, "_zj", z_j, requires_grad)
+    put(worker, "_zi", z_i, requires_grad)
+    put(worker, "_zj", z_j, requires_grad)
     what = what or f"{name} (N={len(z_i)}, tau={tau:.3g})"
     return _scalar(worker, call, _ref("_zi"), _ref("_zj"), float(tau), on=on, what=what)
 
@@ -610,33 +601,40 @@ def _nt_temperature(name, taus):
     return check
 
 
-def _nt_swap(name):
+def _nt_invariance(name, change, broken):
+    """A property: the loss stays the same when ``change(rng, z_i, z_j)`` alters the views in
+    a way NT-Xent does not see (``broken``: what a changed loss means)."""
     def check(worker, rng):
         n, d = int(rng.integers(3, 8)), int(rng.integers(3, 12))
         tau = _tau(rng)
         z_i, z_j = _pairs(rng, n, d)
-        forward = _loss(worker, name, z_i, z_j, tau)
-        backward = _loss(worker, name, z_j, z_i, tau)
-        assert math.isclose(forward, backward, rel_tol=2e-4, abs_tol=2e-4), \
-            "swapping z_i and z_j changes the loss: both l(i, j) and l(j, i) are terms, " \
-            "every one of the 2N views is an anchor once"
-        _nt_like(worker, name, rng, forward, z_i, z_j, tau, name)
+        plain = _loss(worker, name, z_i, z_j, tau)
+        changed = _loss(worker, name, *change(rng, z_i, z_j), tau)
+        assert math.isclose(plain, changed, rel_tol=2e-4, abs_tol=2e-4), broken
+        _nt_like(worker, name, rng, plain, z_i, z_j, tau, name)
     return check
+
+
+def _swapped(rng, z_i, z_j):
+    return z_j, z_i
+
+
+def _rescaled(rng, z_i, z_j):
+    """Each row of both views multiplied by its own positive factor."""
+    scale = lambda z: (z * np.exp(rng.uniform(-3, 3, size=(len(z), 1)))).astype(F32)  # noqa: E731
+    return scale(z_i), scale(z_j)
+
+
+def _nt_swap(name):
+    return _nt_invariance(name, _swapped,
+                          "swapping z_i and z_j changes the loss: both l(i, j) and l(j, i) are "
+                          "terms, every one of the 2N views is an anchor once")
 
 
 def _nt_scale(name):
-    def check(worker, rng):
-        n, d = int(rng.integers(3, 8)), int(rng.integers(3, 12))
-        tau = _tau(rng)
-        z_i, z_j = _pairs(rng, n, d)
-        big = (z_i * np.exp(rng.uniform(-3, 3, size=(n, 1)))).astype(F32)
-        small = (z_j * np.exp(rng.uniform(-3, 3, size=(n, 1)))).astype(F32)
-        plain, rescaled = _loss(worker, name, z_i, z_j, tau), _loss(worker, name, big, small, tau)
-        assert math.isclose(plain, rescaled, rel_tol=2e-4, abs_tol=2e-4), \
-            "rescaling rows of z changes the loss: NT-Xent compares cosine similarities " \
-            "(normalised z), not dot products"
-        _nt_like(worker, name, rng, plain, z_i, z_j, tau, name)
-    return check
+    return _nt_invariance(name, _rescaled,
+                          "rescaling rows of z changes the loss: NT-Xent compares cosine "
+                          "similarities (normalised z), not dot products")
 
 
 def _nt_denominator(name):
@@ -689,8 +687,8 @@ def _nt_gradient(name):
             grads.append(grad)
         loss, g_i, g_j = nt_xent_reference(z_i, z_j, tau)
         if math.isclose(got, loss, rel_tol=1e-8, abs_tol=1e-8):
-            assert _close(grads[0], g_i, rtol=1e-4, atol=1e-8) and \
-                _close(grads[1], g_j, rtol=1e-4, atol=1e-8), "the gradients are not the loss's"
+            assert close(grads[0], g_i, rtol=1e-4, atol=1e-8) and \
+                close(grads[1], g_j, rtol=1e-4, atol=1e-8), "the gradients are not the loss's"
         evaluate = lambda arrays: _loss(worker, name, arrays[0], arrays[1], tau)  # noqa: E731
         assert _directional(evaluate, [z_i, z_j], grads, rng), \
             "the gradients do not match the loss (is a part of it cut off from autograd?)"
@@ -704,8 +702,8 @@ def _nt_float32(name):
         tau = _tau(rng)
         z_i, z_j = _pairs(rng, n, d)
         call, on = _loss_call(worker, name)
-        _keep(worker, "_zi", z_i)
-        _keep(worker, "_zj", z_j)
+        put(worker, "_zi", z_i)
+        put(worker, "_zj", z_j)
         value, dtype = _tensor_out(worker, call, _ref("_zi"), _ref("_zj"), tau, on=on)
         assert value.ndim == 0, f"the loss should be a 0-dim tensor, got shape {value.shape}"
         assert dtype == "torch.float32", f"float32 z gives a {dtype} loss; keep float32"
@@ -716,8 +714,8 @@ def _nt_float32(name):
 def _total_ops(worker, name, rng, n, d, tau):
     call, on = _loss_call(worker, name)
     z_i, z_j = _pairs(rng, n, d)
-    _keep(worker, "_zi", z_i)
-    _keep(worker, "_zj", z_j)
+    put(worker, "_zi", z_i)
+    put(worker, "_zj", z_j)
     total = sum(_op_counts(worker, call, _ref("_zi"), _ref("_zj"), tau, on=on).values())
     got = np.asarray(worker.get("_profiled", ""), dtype=np.float64)
     assert got.ndim == 0, f"the loss should be a 0-dim tensor, got shape {got.shape}"
@@ -768,8 +766,8 @@ def vectorised_low_precision(worker, rng):
     tau = _tau(rng, 0.3, 0.7)
     z_i, z_j = _pairs(rng, n, d)
     call, on = _loss_call(worker, "nt_xent_loss")
-    _keep(worker, "_zi32", z_i)
-    _keep(worker, "_zj32", z_j)
+    put(worker, "_zi32", z_i)
+    put(worker, "_zj32", z_j)
     full = _scalar(worker, call, _ref("_zi32"), _ref("_zj32"), tau, on=on)
     for dtype in ("bfloat16", "half"):
         label = "float16" if dtype == "half" else dtype
@@ -1288,7 +1286,7 @@ def head_train_forward(worker, rng):
     z, _ = _tensor_out(worker, "", h, on="_head", as_torch=True, shape=(b, dims[2]))
     expected, stats, _ = layers.forward(values, h, train=True)
     relu_end = layers.forward(values, h, train=True, final_relu=True)[0]
-    assert _close(z, expected, rtol=1e-3, atol=1e-4) or _close(z, relu_end, rtol=1e-3, atol=1e-4), \
+    assert close(z, expected, rtol=1e-3, atol=1e-4) or close(z, relu_end, rtol=1e-3, atol=1e-4), \
         "in train mode z is not W2 ReLU(BN(W1 h)) computed from the head's own parameters" + \
         (" with BatchNorm on the batch's statistics" if layers.norm else
          " (Linear -> ReLU -> Linear, no activation at the end)")
@@ -1298,7 +1296,7 @@ def head_train_forward(worker, rng):
         m = 1.0 / tracked if layers.momentum is None else float(layers.momentum)
         for what, stat in (("running_mean", stats[0]), ("running_var", stats[1])):
             old = values[layers.key(layers.norm, what)].astype(np.float64)
-            assert _close(buffers[layers.key(layers.norm, what)], (1 - m) * old + m * stat,
+            assert close(buffers[layers.key(layers.norm, what)], (1 - m) * old + m * stat,
                           rtol=1e-3, atol=1e-4), \
                 f"the BatchNorm's {what} did not follow the batch in train mode"
 
@@ -1311,11 +1309,11 @@ def head_eval_forward(worker, rng):
     z, _ = _tensor_out(worker, "", h, on="_head", as_torch=True, shape=(b, dims[2]))
     expected, _, _ = layers.forward(values, h, train=False)
     relu_end = layers.forward(values, h, train=False, final_relu=True)[0]
-    assert _close(z, expected, rtol=1e-3, atol=1e-4) or _close(z, relu_end, rtol=1e-3, atol=1e-4), \
+    assert close(z, expected, rtol=1e-3, atol=1e-4) or close(z, relu_end, rtol=1e-3, atol=1e-4), \
         "in eval mode z is not W2 ReLU(BN(W1 h)) computed from the head's own parameters" + \
         (" with BatchNorm's running statistics" if layers.norm else "")
     alone, _ = _tensor_out(worker, "", h[:1], on="_head", as_torch=True)
-    assert _close(alone, z[:1], rtol=1e-4, atol=1e-5), \
+    assert close(alone, z[:1], rtol=1e-4, atol=1e-5), \
         "in eval mode a sample's z depends on the rest of the batch"
 
 
@@ -1370,7 +1368,7 @@ def head_gradients(worker, rng):
     h = (rng.standard_normal((b, dims[0])) * 2).astype(F32)
     upstream = rng.standard_normal((b, dims[2])).astype(F32)
     worker.call("train", on="_head", keep="_head")
-    _keep(worker, "_h", h, requires_grad=True)
+    put(worker, "_h", h, requires_grad=True)
     _tensor_out(worker, "", _ref("_h"), on="_head", shape=(b, dims[2]))
     worker.call("backward", upstream, on="_out", as_torch=True)
     state = worker.state("_head", grads=True)
@@ -1380,12 +1378,12 @@ def head_gradients(worker, rng):
             f"the parameter {key} gets no gradient"
     worker.call("eval", on="_head", keep="_head")
     worker.call("load_state_dict", values, on="_head", as_torch=True)
-    _keep(worker, "_h", h, requires_grad=True)
+    put(worker, "_h", h, requires_grad=True)
     _tensor_out(worker, "", _ref("_h"), on="_head", shape=(b, dims[2]))
     worker.call("backward", upstream, on="_out", as_torch=True)
     grad = worker.get("_h", "grad")
     assert grad is not None and np.abs(grad).sum() > 0, "no gradient reaches h"
-    assert any(_close(grad, layers.backward_h(values, h, upstream, final), rtol=1e-3, atol=1e-5)
+    assert any(close(grad, layers.backward_h(values, h, upstream, final), rtol=1e-3, atol=1e-5)
                for final in (False, True)), \
         "the gradient that reaches h is not that of W2 ReLU(BN(W1 h))"
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.scoring import Property, close
+from autograder.grader_tools import as_array, close, put
+from autograder.scoring import Property
 
 F32 = np.float32
 
@@ -38,25 +39,6 @@ def _unit(rng, n, dim):
 
 def _normalize(x):
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-_close = close                   # scoring.close: finite, same shape, within tolerance
-
-
-def _array(value, what, shape=None):
-    assert isinstance(value, np.ndarray), f"{what} should be a tensor, got {type(value).__name__}"
-    if shape is not None:
-        assert value.shape == tuple(shape), \
-            f"{what} has shape {value.shape}, expected {tuple(shape)}"
-    return value
-
-
-def _tensor(worker, name, array, requires_grad=False):
-    """A float tensor kept in the worker under ``name``, made from the grader's array."""
-    worker.call("torch.as_tensor", np.ascontiguousarray(array), as_torch=True, keep=name)
-    if requires_grad:
-        worker.call("requires_grad_", True, on=name, keep=name)
-    return worker.ref(name)
 
 
 def _cross_entropy_0(logits):
@@ -134,7 +116,7 @@ class _Update:
         for name, grad in self.online["grads"].items():     # a gradient from the last backward
             handle = _parameter_handle(worker, on, name)
             worker.call("builtins.setattr", worker.ref(handle), "grad",
-                        _tensor(worker, f"{handle}_g", grad))
+                        put(worker, f"{handle}_g", grad))
         self.handles = {name: _parameter_handle(worker, tg, name) for name in self.target["params"]}
         if not target_requires_grad:
             worker.call("requires_grad_", False, on=tg, keep=tg)
@@ -186,16 +168,16 @@ def momentum_values(worker, rng):
         update = _Update(worker, rng, m, f"values{i}")
         got = update.target_params()
         expected = update.expected()
-        if all(_close(got[k], expected[k], rtol=1e-5, atol=1e-5) for k in expected):
+        if all(close(got[k], expected[k], rtol=1e-5, atol=1e-5) for k in expected):
             continue
         t, o = update.target["params"], update.online["params"]
         swapped = {k: (1 - m) * t[k] + m * o[k] for k in t}
-        if all(_close(got[k], swapped[k]) for k in t):
+        if all(close(got[k], swapped[k]) for k in t):
             raise AssertionError("m and 1 - m are swapped: the target keeps the share m of its "
                                  "own parameters and moves by (1 - m) towards the online ones")
-        if all(_close(got[k], o[k]) for k in t):
+        if all(close(got[k], o[k]) for k in t):
             raise AssertionError("the target became a copy of the online network: m was ignored")
-        if all(_close(got[k], t[k]) for k in t):
+        if all(close(got[k], t[k]) for k in t):
             raise AssertionError("the target's parameters did not change: update them in place "
                                  "(rebinding a loop variable or returning a new module "
                                  "changes nothing)")
@@ -206,11 +188,11 @@ def momentum_values(worker, rng):
 def momentum_edges(worker, rng):
     update = _Update(worker, rng, 0.0, "m0")
     got, online = update.target_params(), update.online["params"]
-    assert all(_close(got[k], online[k], rtol=1e-6, atol=1e-6) for k in online), \
+    assert all(close(got[k], online[k], rtol=1e-6, atol=1e-6) for k in online), \
         "with m = 0 the target should become a copy of the online network"
     update = _Update(worker, rng, 1.0, "m1")
     got, target = update.target_params(), update.target["params"]
-    assert all(_close(got[k], target[k], rtol=1e-6, atol=1e-6) for k in target), \
+    assert all(close(got[k], target[k], rtol=1e-6, atol=1e-6) for k in target), \
         "with m = 1 the target should keep its parameters"
 
 
@@ -219,7 +201,7 @@ def momentum_in_place(worker, rng):
     got = update.require_moved()
     for name, handle in update.handles.items():
         held = worker.get(handle, "data")
-        assert _close(held, got[name], rtol=0, atol=0), \
+        assert close(held, got[name], rtol=0, atol=0), \
             "the target's parameter tensors were replaced by new ones: change them in place " \
             "(p.mul_(m).add_(...), p.copy_(...)); the training loop keeps references to them"
 
@@ -293,7 +275,7 @@ def _read_keys(worker, name, dim, size, strict=False):
     """The queue's keys, (size, dim). MoCo's own layout (dim, size) costs the initial-keys
     property only (``strict``); the others read it transposed (dim != size there)."""
     keys = worker.get(name, "keys")
-    keys = _array(keys if strict else _rows(keys, dim, size), "KeyQueue.keys", (size, dim))
+    keys = as_array(keys if strict else _rows(keys, dim, size), "KeyQueue.keys", (size, dim))
     assert np.all(np.isfinite(keys)), "KeyQueue.keys holds NaN or inf"
     return keys
 
@@ -305,7 +287,7 @@ def _rows(keys, dim, size):
 
 
 def _push(worker, name, keys, requires_grad=False):
-    handle = _tensor(worker, f"{name}_in", keys, requires_grad=requires_grad)
+    handle = put(worker, f"{name}_in", keys, requires_grad=requires_grad)
     worker.call("enqueue", handle, on=name)
 
 
@@ -315,7 +297,7 @@ def _where_message(got, ring, before, batch, ptr_before):
     fit = min(B, size - ptr_before)
 
     def holds(rows, slots):
-        return _close(got[slots], rows, rtol=0, atol=1e-6)
+        return close(got[slots], rows, rtol=0, atol=1e-6)
 
     if B > fit:
         if holds(batch[:fit], slice(ptr_before, size)) and \
@@ -339,7 +321,7 @@ def _enqueue_and_check(worker, name, ring, batch, dim, requires_grad=False):
     _push(worker, name, batch, requires_grad)
     ring.push(batch)
     got = _read_keys(worker, name, dim, len(ring.slots))
-    if not _close(got, ring.slots, rtol=0, atol=1e-6):
+    if not close(got, ring.slots, rtol=0, atol=1e-6):
         raise AssertionError(_where_message(got, ring, before, batch, ptr))
     return got
 
@@ -420,8 +402,8 @@ def queue_stores_detached_as_given(worker, rng):
     _push(worker, "kq_detach", batch, requires_grad=True)
     ring.push(batch)
     got = _read_keys(worker, "kq_detach", dim, size)
-    if not _close(got, ring.slots, rtol=0, atol=1e-6):
-        if _close(got[:B], _normalize(batch.astype(np.float64)), atol=1e-5):
+    if not close(got, ring.slots, rtol=0, atol=1e-6):
+        if close(got[:B], _normalize(batch.astype(np.float64)), atol=1e-5):
             raise AssertionError("the queue changed the keys it was given (normalised them "
                                  "again?): store them as they arrive")
         raise AssertionError(_where_message(got, ring, before, batch, ptr))
@@ -438,14 +420,14 @@ def queue_keys_is_copy(worker, rng):
     worker.call("builtins.getattr", worker.ref("kq_copy"), "keys", keep="kq_copy_k1")
     worker.call("zero_", on="kq_copy_k1", keep="kq_copy_k1")            # write into the copy
     got = _read_keys(worker, "kq_copy", dim, size)
-    assert _close(got, ring.slots, rtol=0, atol=1e-6), \
+    assert close(got, ring.slots, rtol=0, atol=1e-6), \
         "writing into the tensor that .keys returned changed the queue: return a copy " \
         "(.clone())"
     worker.call("builtins.getattr", worker.ref("kq_copy"), "keys", keep="kq_copy_k2")
     held = ring.slots.copy()
     _enqueue_and_check(worker, "kq_copy", ring, _unit(rng, int(rng.integers(1, size // 2)), dim),
                        dim)
-    assert _close(_rows(worker.get("kq_copy_k2", ""), dim, size), held, rtol=0, atol=1e-6), \
+    assert close(_rows(worker.get("kq_copy_k2", ""), dim, size), held, rtol=0, atol=1e-6), \
         "the tensor that .keys returned changed with the next enqueue: it is a view of the " \
         "buffer, not a copy (the step's backward would fail)"
 
@@ -472,7 +454,7 @@ def _reference_logits(q, k, queue, tau):
 
 def _call_logits(worker, name, q, k, queue, tau, grad=False):
     """moco_logits on kept inputs; the output kept as ``name``; returns logits, labels."""
-    refs = [_tensor(worker, f"{name}_{part}", x, requires_grad=grad and part in "qQ")
+    refs = [put(worker, f"{name}_{part}", x, requires_grad=grad and part in "qQ")
             for part, x in (("q", q), ("k", k), ("Q", queue))]
     out = worker.call("moco_logits", *refs, tau, keep=name)
     assert out["type"] in ("builtins.tuple", "builtins.list") and \
@@ -485,12 +467,12 @@ def _call_logits(worker, name, q, k, queue, tau, grad=False):
 
 def _require_logits(logits, N, K):
     """Shape (N, 1 + K), finite, not constant: the other properties need real logits."""
-    logits = _array(logits, "the logits")
+    logits = as_array(logits, "the logits")
     if logits.shape == (N, N + K) and N != 1:
         raise AssertionError(f"the logits have shape (N, N + K) = {logits.shape}: each query "
                              f"was compared with every key of the batch; MoCo's positive is "
                              f"one number per query, the queue gives the negatives")
-    _array(logits, "the logits", (N, 1 + K))
+    as_array(logits, "the logits", (N, 1 + K))
     assert np.all(np.isfinite(logits)), "the logits hold NaN or inf"
     assert np.ptp(logits) > 1e-3, "the logits are constant: they do not depend on q and the keys"
     return logits.astype(np.float64)
@@ -503,13 +485,13 @@ def logits_values(worker, rng):
         logits, _ = _call_logits(worker, f"lg_val{i}", q, k, queue, tau)
         got = _require_logits(logits, len(q), len(queue))
         expected = _reference_logits(q, k, queue, tau)
-        if _close(got, expected, rtol=1e-4, atol=1e-4):
+        if close(got, expected, rtol=1e-4, atol=1e-4):
             continue
-        if _close(np.roll(got, 1, axis=1), expected, rtol=1e-4, atol=1e-4):
+        if close(np.roll(got, 1, axis=1), expected, rtol=1e-4, atol=1e-4):
             raise AssertionError("the positive is in the last column; MoCo puts it in column 0")
-        if _close(got, expected * tau, rtol=1e-4, atol=1e-4):
+        if close(got, expected * tau, rtol=1e-4, atol=1e-4):
             raise AssertionError("the logits are not divided by the temperature tau")
-        if _close(got, expected * tau * tau, rtol=1e-4, atol=1e-4):
+        if close(got, expected * tau * tau, rtol=1e-4, atol=1e-4):
             raise AssertionError("the logits are multiplied by tau; divide by it")
         raise AssertionError(f"the logits for N = {len(q)} queries and K = {len(queue)} queue "
                              f"keys are not [q_i . k_i, q_i . queue_j] / tau")
@@ -540,11 +522,11 @@ def logits_temperature(worker, rng):
     t2 = float(t1 * rng.uniform(3.0, 10.0))
     a = _require_logits(_call_logits(worker, "lg_t1", q, k, queue, t1)[0], len(q), len(queue))
     b = _require_logits(_call_logits(worker, "lg_t2", q, k, queue, t2)[0], len(q), len(queue))
-    if _close(a, b, rtol=1e-5, atol=1e-6):
+    if close(a, b, rtol=1e-5, atol=1e-6):
         raise AssertionError("the logits do not change with tau: divide them by the "
                              "temperature")
-    if not _close(a * t1, b * t2, rtol=1e-4, atol=1e-5):
-        if _close(a / t1, b / t2, rtol=1e-4, atol=1e-5):
+    if not close(a * t1, b * t2, rtol=1e-4, atol=1e-5):
+        if close(a / t1, b / t2, rtol=1e-4, atol=1e-5):
             raise AssertionError("the logits are multiplied by tau; divide by it")
         raise AssertionError("the logits do not scale as 1 / tau: divide the dot products by "
                              "the temperature (and only once)")
@@ -555,7 +537,7 @@ def logits_labels(worker, rng):
     N = len(q)
     logits, labels = _call_logits(worker, "lg_lab", q, k, queue, float(rng.uniform(0.05, 1.0)))
     _require_logits(logits, N, len(queue))
-    labels = _array(labels, "labels", (N,))
+    labels = as_array(labels, "labels", (N,))
     assert worker.get("lg_lab", "1.dtype") == "torch.int64", \
         "labels should be a torch.long (int64) tensor: cross-entropy wants class indices"
     assert np.all(labels == 0), "labels should be all zeros: the positive is class 0 of each row"
@@ -744,7 +726,7 @@ def step_queue_before_enqueue(worker, rng):
     draw = _draw_step(rng)
     logged = _Step(worker, draw, "order_a")                     # enqueue only records
     assert logged.enqueued() >= 1, "moco_step never called queue.enqueue(k)"
-    keys = _array(worker.get("st_order_a_queue_log", "0"), "the enqueued keys")
+    keys = as_array(worker.get("st_order_a_queue_log", "0"), "the enqueued keys")
     replacing = _Step(worker, draw, "order_b", replacing=True)  # enqueue replaces the keys
     assert worker.get("st_order_b_queue", "keys.shape") == [draw["N"], draw["dims"][2]], \
         "moco_step never enqueued this batch's keys (N, C)"
@@ -765,19 +747,19 @@ def step_keys(worker, rng):
     step = _Step(worker, draw, "keys")
     count = step.enqueued()
     assert count == 1, f"moco_step called queue.enqueue {count} times; once per step"
-    got = _array(worker.get("st_keys_queue_log", "0"), "the enqueued keys",
+    got = as_array(worker.get("st_keys_queue_log", "0"), "the enqueued keys",
                  (draw["N"], draw["dims"][2]))
     key_after = step.params("k")
     expected = _normalize(_forward(key_after, draw["x_k"]))
-    if _close(got, expected, rtol=1e-4, atol=1e-5):
+    if close(got, expected, rtol=1e-4, atol=1e-5):
         return
     for params, x, message in [
             (draw["key"], draw["x_k"], "were computed before the key encoder's momentum update"),
             (draw["query"], draw["x_k"], "came from the query encoder, not the key encoder"),
             (key_after, draw["x_q"], "were computed from x_q; the keys encode x_k")]:
-        if _close(got, _normalize(_forward(params, x)), rtol=1e-4, atol=1e-5):
+        if close(got, _normalize(_forward(params, x)), rtol=1e-4, atol=1e-5):
             raise AssertionError(f"the enqueued keys {message}")
-    if _close(got, _forward(key_after, draw["x_k"]), rtol=1e-4, atol=1e-5):
+    if close(got, _forward(key_after, draw["x_k"]), rtol=1e-4, atol=1e-5):
         raise AssertionError("the enqueued keys are not L2-normalised")
     raise AssertionError("the enqueued keys are not normalize(key_encoder(x_k)), computed after "
                          "the momentum update")
@@ -837,11 +819,11 @@ def _check_step_momentum(worker, draw, tag, helper_moves):
     m = draw["m"]
     expected = {n: m * draw["key"][n].astype(np.float64) + (1 - m) * draw["query"][n]
                 for n in draw["key"]}
-    if all(_close(key_after[n], expected[n], rtol=1e-5, atol=1e-5) for n in expected):
+    if all(close(key_after[n], expected[n], rtol=1e-5, atol=1e-5) for n in expected):
         return
     # what the student's own momentum_update gives: a wrong exercise 1 costs in its cell only
     own = _own_update(worker, draw, tag) if helper_moves else None
-    if own is not None and all(_close(key_after[n], own[n], rtol=1e-6, atol=1e-6)
+    if own is not None and all(close(key_after[n], own[n], rtol=1e-6, atol=1e-6)
                                for n in expected):
         return
     if all(np.array_equal(key_after[n], v) for n, v in draw["key"].items()):

@@ -29,19 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from autograder.grader_tools import as_array, bf16, draw_seed, generator, put
 from autograder.scoring import Property
 
 # ============================================================================ helpers
-
-
-def _put(worker, name: str, array: np.ndarray, grad: bool = False, cast: str | None = None):
-    """A tensor made in the worker from ``array`` (a copy), kept as ``name``; a reference."""
-    worker.call("torch.tensor", np.ascontiguousarray(array), keep=name)
-    if cast:                                              # "bfloat16", "double", ...
-        worker.call(cast, on=name, keep=name)
-    if grad:
-        worker.call("requires_grad_", on=name, keep=name)
-    return worker.ref(name)
 
 
 def _kept(worker, name: str, what: str) -> dict:
@@ -56,32 +47,9 @@ def _kept(worker, name: str, what: str) -> dict:
     return info
 
 
-def _array(value, what: str) -> np.ndarray:
-    if not isinstance(value, np.ndarray):
-        raise AssertionError(f"{what} should be a tensor, got {type(value).__name__}")
-    return value
-
-
 def _shape(value: np.ndarray, shape, what: str) -> None:
     if tuple(value.shape) != tuple(shape):
         raise AssertionError(f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}")
-
-
-def _bf16(a: np.ndarray) -> np.ndarray:
-    """float32 -> the nearest bfloat16 (round half to even), as float32."""
-    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-    return rounded.astype(np.uint32).view(np.float32)
-
-
-def _seed(rng) -> int:
-    return int(rng.integers(1, 2**31 - 1))
-
-
-def _generator(worker, name: str, seed: int):
-    worker.call("torch.Generator", keep=name)
-    worker.call("manual_seed", seed, on=name, keep=name)
-    return worker.ref(name)
 
 
 # ============================================================================ exercise 1
@@ -135,7 +103,7 @@ def _layout_mistake(got: np.ndarray, imgs: np.ndarray, p: int) -> str:
 
 def _patchify_case(worker, rng, N, h, p, dtype=np.float32):
     imgs = rng.standard_normal((N, 3, h * p, h * p)).astype(dtype)
-    got = _array(worker.call("patchify", imgs, p, as_torch=True), f"patchify(imgs, {p})")
+    got = as_array(worker.call("patchify", imgs, p, as_torch=True), f"patchify(imgs, {p})")
     return imgs, got
 
 
@@ -160,14 +128,14 @@ def patchify_edge_sizes(worker, rng):
     for p in (1, H):                                       # every pixel a patch; one patch
         imgs = rng.standard_normal((2, 3, H, H)).astype(np.float32)
         what = f"patchify(imgs (2, 3, {H}, {H}), {p})"
-        got = _array(worker.call("patchify", imgs, p, as_torch=True), what)
+        got = as_array(worker.call("patchify", imgs, p, as_torch=True), what)
         _shape(got, (2, (H // p) ** 2, p * p * 3), what)
         if not np.array_equal(got, ref_patchify(imgs, p)):
             raise AssertionError(f"{what} is wrong for patch size {p}"
                                  + (" (every pixel is its own patch)" if p == 1
                                     else " (one patch: the whole image)"))
         what = f"unpatchify(patches (2, {(H // p) ** 2}, {p * p * 3}), {p})"
-        back = _array(worker.call("unpatchify", ref_patchify(imgs, p), p, as_torch=True), what)
+        back = as_array(worker.call("unpatchify", ref_patchify(imgs, p), p, as_torch=True), what)
         _shape(back, imgs.shape, what)
         if not np.array_equal(back, imgs):
             raise AssertionError(f"{what} does not give the image back for patch size {p}")
@@ -179,7 +147,7 @@ def unpatchify_inverse(worker, rng):
         imgs = rng.standard_normal((N, 3, h * p, h * p)).astype(np.float32)
         patches = ref_patchify(imgs, p)                    # MAE's layout of a random image
         what = f"unpatchify(patches of shape {patches.shape}, {p})"
-        back = _array(worker.call("unpatchify", patches, p, as_torch=True), what)
+        back = as_array(worker.call("unpatchify", patches, p, as_torch=True), what)
         _shape(back, imgs.shape, what)
         if not np.array_equal(back, imgs):
             raise AssertionError(f"{what} does not give the image back: it must be the exact "
@@ -199,14 +167,14 @@ def patchify_dtypes(worker, rng):
         raise AssertionError(f"unpatchify of float64 patches returned {info['dtype']}: keep "
                              f"the dtype")
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
-    _put(worker, "xb", x, cast="bfloat16")
+    put(worker, "xb", x, cast="bfloat16")
     worker.call("patchify", worker.ref("xb"), 2, keep="pb")
     info = _kept(worker, "pb", "patchify of a bfloat16 image")
     if info["dtype"] != "torch.bfloat16":
         raise AssertionError(f"patchify of a bfloat16 image returned {info['dtype']}: keep the "
                              f"dtype")
-    values = np.sort(_array(worker.get("pb", ""), "patchify").ravel())
-    if not np.array_equal(values, np.sort(_bf16(x).ravel())):
+    values = np.sort(as_array(worker.get("pb", ""), "patchify").ravel())
+    if not np.array_equal(values, np.sort(bf16(x).ravel())):
         raise AssertionError("patchify of a bfloat16 image changed the values: it should only "
                              "move them")
 
@@ -215,13 +183,13 @@ def patchify_non_contiguous(worker, rng):
     """A channels-last image (a permuted view, as on the GPU): the same patches."""
     N, p = 2, int(rng.choice([2, 4]))
     imgs = rng.standard_normal((N, 3, 4 * p, 4 * p)).astype(np.float32)
-    plain = _array(worker.call("patchify", imgs, p, as_torch=True), "patchify(imgs)")
+    plain = as_array(worker.call("patchify", imgs, p, as_torch=True), "patchify(imgs)")
     if not np.array_equal(np.sort(plain.ravel()), np.sort(imgs.ravel())):
         raise AssertionError("patchify(imgs) does not hold imgs' numbers: it should only move "
                              "them")
-    _put(worker, "nhwc", imgs.transpose(0, 2, 3, 1))
+    put(worker, "nhwc", imgs.transpose(0, 2, 3, 1))
     worker.call("permute", 0, 3, 1, 2, on="nhwc", keep="view")    # (N, 3, H, W), not contiguous
-    got = _array(worker.call("patchify", worker.ref("view"), p), "patchify of a permuted view")
+    got = as_array(worker.call("patchify", worker.ref("view"), p), "patchify of a permuted view")
     if not (got.shape == plain.shape and np.array_equal(got, plain)):
         raise AssertionError("patchify of a channels-last (non-contiguous) image differs from "
                              "patchify of the same image stored contiguously: use reshape, not "
@@ -231,7 +199,7 @@ def patchify_non_contiguous(worker, rng):
 def patchify_gradient(worker, rng):
     N, p = int(rng.integers(1, 3)), 2
     imgs = rng.standard_normal((N, 3, 6, 6)).astype(np.float32)
-    _put(worker, "gx", imgs, grad=True)
+    put(worker, "gx", imgs, requires_grad=True)
     worker.call("patchify", worker.ref("gx"), p, keep="gout")
     _kept(worker, "gout", "patchify(imgs, p)")
     if not worker.get("gout", "requires_grad"):
@@ -239,7 +207,7 @@ def patchify_gradient(worker, rng):
                              "no .detach(), .numpy() or new tensors inside")
     shape = tuple(worker.get("gout", "shape"))
     weights = rng.standard_normal(shape).astype(np.float32)
-    out = _array(worker.get("gout", ""), "patchify(imgs, p)")
+    out = as_array(worker.get("gout", ""), "patchify(imgs, p)")
     worker.call("mul", weights, on="gout", as_torch=True, keep="gprod")
     worker.call("sum", on="gprod", keep="gsum")
     worker.call("backward", on="gsum")
@@ -263,11 +231,11 @@ def len_keep(L: int, ratio: float) -> int:
 
 
 def _masking(worker, x, ratio, seed=None, name="gen"):
-    kwargs = {"generator": _generator(worker, name, seed)} if seed is not None else {}
+    kwargs = {"generator": generator(worker, name, seed)} if seed is not None else {}
     out = worker.call("random_masking", x, ratio, as_torch=True, **kwargs)
     if not isinstance(out, list) or len(out) != 3:
         raise AssertionError("random_masking should return a tuple (x_kept, mask, ids_restore)")
-    return [_array(v, n) for v, n in zip(out, ("x_kept", "mask", "ids_restore"))]
+    return [as_array(v, n) for v, n in zip(out, ("x_kept", "mask", "ids_restore"))]
 
 
 def _tokens(N: int, L: int) -> np.ndarray:
@@ -298,9 +266,9 @@ def _require_tokens(x: np.ndarray, x_kept: np.ndarray, what: str) -> None:
 def masking_types(worker, rng):
     N, L, D = int(rng.integers(2, 5)), 16, int(rng.integers(2, 6))
     x = rng.standard_normal((N, L, D)).astype(np.float32)
-    _put(worker, "mx", x)
+    put(worker, "mx", x)
     worker.call("random_masking", worker.ref("mx"), 0.75,
-                generator=_generator(worker, "mg", _seed(rng)), keep="mout")
+                generator=generator(worker, "mg", draw_seed(rng)), keep="mout")
     if worker.get("mout", "__class__.__qualname__") not in ("tuple", "list") or \
             worker.call("__len__", on="mout") != 3:
         raise AssertionError("random_masking should return a tuple (x_kept, mask, ids_restore)")
@@ -313,7 +281,7 @@ def masking_types(worker, rng):
                              f"mask_ratio 0.75; expected (N, len_keep, D)")
     if kept["dtype"] != "torch.float32":
         raise AssertionError(f"x_kept is {kept['dtype']} for a float32 x: keep x's dtype")
-    _require_tokens(x, _array(worker.get("mout0", ""), "x_kept"), f"for x of shape {x.shape}")
+    _require_tokens(x, as_array(worker.get("mout0", ""), "x_kept"), f"for x of shape {x.shape}")
     if mask["shape"] != (N, L) or mask["dtype"] not in ("torch.float32", "torch.float64",
                                                         "torch.float16", "torch.bfloat16"):
         raise AssertionError(f"mask should be a float tensor of shape (N, L); got "
@@ -322,7 +290,7 @@ def masking_types(worker, rng):
         raise AssertionError(f"ids_restore should be an int64 tensor of shape (N, L); got "
                              f"{ids['dtype']} of shape {ids['shape']}")
     x64 = rng.standard_normal((3, 16, 1))
-    _put(worker, "mx64", x64)
+    put(worker, "mx64", x64)
     worker.call("random_masking", worker.ref("mx64"), 0.5, keep="mout64")
     worker.call("__getitem__", 0, on="mout64", keep="mk64")
     if _kept(worker, "mk64", "x_kept")["dtype"] != "torch.float64":
@@ -342,7 +310,7 @@ def masking_len_keep(worker, rng):
         N, D = 2, int(rng.integers(1, 4))
         x = rng.standard_normal((N, L, D)).astype(np.float32)
         try:
-            x_kept = _masking(worker, x, ratio, _seed(rng))[0]
+            x_kept = _masking(worker, x, ratio, draw_seed(rng))[0]
         except Exception as error:
             raise AssertionError(f"random_masking(x with L = {L}, mask_ratio={ratio}) failed "
                                  f"({str(error)[:200]}); len_keep = int(L * (1 - mask_ratio)) "
@@ -390,7 +358,7 @@ def masking_x_kept(worker, rng):
     for _ in range(2):
         x, ratio = _random_case(rng)
         N, L, D = x.shape
-        x_kept, _, ids = _masking(worker, x, ratio, _seed(rng))
+        x_kept, _, ids = _masking(worker, x, ratio, draw_seed(rng))
         what = f"(x of shape {x.shape}, mask_ratio={ratio})"
         K = _own_count(x_kept, x, what)
         _shape(ids, (N, L), f"ids_restore {what}")
@@ -421,7 +389,7 @@ def masking_mask(worker, rng):
     for _ in range(2):
         x, ratio = _random_case(rng)
         N, L, D = x.shape
-        x_kept, mask, ids = _masking(worker, x, ratio, _seed(rng))
+        x_kept, mask, ids = _masking(worker, x, ratio, draw_seed(rng))
         K = _own_count(x_kept, x, f"(x of shape {x.shape}, mask_ratio={ratio})")
         _shape(mask, (N, L), "mask")
         rows = _kept_rows(x, x_kept)
@@ -448,7 +416,7 @@ def masking_mask(worker, rng):
 
 def masking_generator(worker, rng):
     x, ratio = _random_case(rng, ratios=(0.5, 0.75))
-    seed = _seed(rng)
+    seed = draw_seed(rng)
     a = _masking(worker, x, ratio, seed, name="ga")
     b = _masking(worker, x, ratio, seed, name="gb")
     if not all(u.shape == v.shape and np.array_equal(u, v) for u, v in zip(a, b)):
@@ -463,7 +431,7 @@ def masking_generator(worker, rng):
 def masking_per_sample_and_call(worker, rng):
     N, L = 8, 64
     x = _tokens(N, L)
-    for seed in (_seed(rng), None):
+    for seed in (draw_seed(rng), None):
         x_kept = _masking(worker, x, 0.75, seed)[0]
         kept = _kept_patches(x_kept, L, 16, "random_masking(x (8, 64, 1), 0.75)")
         if len({frozenset(row) for row in kept.tolist()}) < N:
@@ -485,7 +453,7 @@ UNIFORM_CASES = [(4000, 16, 0.75, 0.04, 0.02), (3000, 10, 0.5, 0.05, 0.04)]
 def masking_uniform(worker, rng):
     """Sampling without replacement, uniform over patches and pairs of patches."""
     for N, L, ratio, tol, pair_tol in UNIFORM_CASES:
-        x_kept = _masking(worker, _tokens(N, L), ratio, _seed(rng))[0]
+        x_kept = _masking(worker, _tokens(N, L), ratio, draw_seed(rng))[0]
         K = x_kept.shape[1] if x_kept.ndim == 3 and 0 < x_kept.shape[1] < L else len_keep(L, ratio)
         kept = _kept_patches(x_kept, L, K, f"random_masking(x ({N}, {L}, 1), {ratio})")
         hits = np.zeros((N, L))
@@ -508,14 +476,14 @@ def masking_uniform(worker, rng):
 def masking_gradient(worker, rng):
     N, L, D = 2, 16, int(rng.integers(2, 6))
     x = rng.standard_normal((N, L, D)).astype(np.float32)
-    _put(worker, "gx", x, grad=True)
+    put(worker, "gx", x, requires_grad=True)
     worker.call("random_masking", worker.ref("gx"), 0.75,
-                generator=_generator(worker, "gg", _seed(rng)), keep="gout")
+                generator=generator(worker, "gg", draw_seed(rng)), keep="gout")
     worker.call("__getitem__", 0, on="gout", keep="gkept")
     if not worker.get("gkept", "requires_grad"):
         raise AssertionError("x_kept does not depend on x in autograd's eyes: gather or index "
                              "x itself, without detaching")
-    x_kept = _array(worker.get("gkept", ""), "x_kept")
+    x_kept = as_array(worker.get("gkept", ""), "x_kept")
     worker.call("sum", on="gkept", keep="gsum")
     worker.call("backward", on="gsum")
     grad = worker.get("gx", "grad")
@@ -557,7 +525,7 @@ def _unshuffle_case(rng, N, L, K, D, dtype=np.float32):
 
 def _unshuffle(worker, x_kept, token, ids_restore):
     what = f"unshuffle(x_kept {x_kept.shape}, mask_token {token.shape}, ids_restore {ids_restore.shape})"
-    out = _array(worker.call("unshuffle", x_kept, token, ids_restore, as_torch=True), what)
+    out = as_array(worker.call("unshuffle", x_kept, token, ids_restore, as_torch=True), what)
     N, L = ids_restore.shape
     _shape(out, (N, L, x_kept.shape[2]), what)
     return out
@@ -632,7 +600,7 @@ def unshuffle_edges(worker, rng):
 def unshuffle_gradient(worker, rng):
     N, L, K, D = _random_unshuffle(rng)
     x_kept, token, ids, removed, _ = _unshuffle_case(rng, N, L, K, D)
-    _put(worker, "uk", x_kept, grad=True)
+    put(worker, "uk", x_kept, requires_grad=True)
     worker.call("torch.nn.Parameter", token, as_torch=True, keep="ut")
     worker.call("unshuffle", worker.ref("uk"), worker.ref("ut"), ids, as_torch=True, keep="uout")
     _kept(worker, "uout", "unshuffle's output")
@@ -645,7 +613,7 @@ def unshuffle_gradient(worker, rng):
     worker.call("backward", on="usum")
     # the gradient of what this answer computed: where it put each token (its placement is
     # graded by the properties above), else where the tokens belong
-    source = _arrangement(_array(worker.get("uout", ""), "unshuffle's output"), x_kept, token)
+    source = _arrangement(as_array(worker.get("uout", ""), "unshuffle's output"), x_kept, token)
     if source is None:
         source = np.full((N, L), -1)
         np.put_along_axis(source, np.argsort(ids, axis=1)[:, :K], np.arange(K)[None], axis=1)
@@ -667,15 +635,15 @@ def unshuffle_gradient(worker, rng):
 def unshuffle_dtype_and_inputs(worker, rng):
     N, L, K, D = _random_unshuffle(rng)
     x_kept, token, ids, removed, expected = _unshuffle_case(rng, N, L, K, D, dtype=np.float64)
-    _put(worker, "dk", x_kept)
-    _put(worker, "dt", token)
-    _put(worker, "di", ids)
+    put(worker, "dk", x_kept)
+    put(worker, "dt", token)
+    put(worker, "di", ids)
     worker.call("unshuffle", worker.ref("dk"), worker.ref("dt"), worker.ref("di"), keep="dout")
     info = _kept(worker, "dout", "unshuffle's output")
     if info["dtype"] != "torch.float64":
         raise AssertionError(f"unshuffle of float64 tokens returned {info['dtype']}: keep the "
                              f"tokens' dtype")
-    if _arrangement(_array(worker.get("dout", ""), "unshuffle's output"), x_kept, token) is None:
+    if _arrangement(as_array(worker.get("dout", ""), "unshuffle's output"), x_kept, token) is None:
         raise AssertionError("unshuffle of float64 tokens should hold every kept token once and "
                              "the mask token at the other positions, all unchanged")
     if not (np.array_equal(worker.get("dk", ""), x_kept) and
@@ -792,14 +760,14 @@ def loss_scalar_and_dtype(worker, rng):
     if info["dtype"] != "torch.float32":
         raise AssertionError(f"mae_loss of float32 inputs returned {info['dtype']}: stay in "
                              f"float32")
-    _put(worker, "lp32", pred, grad=True)
+    put(worker, "lp32", pred, requires_grad=True)
     worker.call("mae_loss", imgs, worker.ref("lp32"), mask, p, as_torch=True, keep="lg32")
     if not worker.get("lg32", "requires_grad"):
         raise AssertionError("mae_loss's tensor does not depend on pred in autograd's eyes")
     # a bfloat16 prediction, as the decoder gives under autocast on a GPU: finite, and the
     # loss this mae_loss gives for the same (rounded) values in float32
-    rounded = _bf16(pred)
-    _put(worker, "lpb", pred, cast="bfloat16")
+    rounded = bf16(pred)
+    put(worker, "lpb", pred, cast="bfloat16")
     value = worker.call("mae_loss", imgs, worker.ref("lpb"), mask, p, as_torch=True)
     value = float(np.asarray(value).reshape(())) if np.size(value) == 1 else None
     same = _loss_value(worker, imgs, rounded, mask, p, False, "mae_loss(...)")
@@ -815,8 +783,8 @@ def loss_norm_pix(worker, rng):
             mask[:] = 1.0
         targets = _candidate_targets(worker, imgs, p, True)
         what = f"mae_loss(imgs {imgs.shape}, pred, mask, {p}, norm_pix_loss=True)"
-        _put(worker, "nimgs", imgs)
-        _put(worker, "nmask", mask)
+        put(worker, "nimgs", imgs)
+        put(worker, "nmask", mask)
         value = worker.call("mae_loss", worker.ref("nimgs"), pred, worker.ref("nmask"), p,
                             norm_pix_loss=True, as_torch=True)
         value = float(np.asarray(value).reshape(())) if np.size(value) == 1 else None
@@ -870,7 +838,7 @@ def loss_norm_eps(worker, rng):
 
 def loss_gradient(worker, rng):
     imgs, pred, mask, p = _loss_case(rng)
-    _put(worker, "gp", pred, grad=True)
+    put(worker, "gp", pred, requires_grad=True)
     worker.call("mae_loss", imgs, worker.ref("gp"), mask, p, as_torch=True, keep="gl")
     _kept(worker, "gl", "mae_loss(...)")
     if not worker.get("gl", "requires_grad"):
@@ -891,7 +859,7 @@ def loss_gradient(worker, rng):
                              "the removed patches of each patch's mean squared error")
     # with norm_pix_loss too, only the removed patches' predictions get a gradient (the
     # normalisation's values are graded by its own properties)
-    _put(worker, "np", pred, grad=True)
+    put(worker, "np", pred, requires_grad=True)
     worker.call("mae_loss", imgs, worker.ref("np"), mask, p, norm_pix_loss=True,
                 as_torch=True, keep="nl")
     worker.call("backward", on="nl")

@@ -16,6 +16,7 @@ import math
 import numpy as np
 import torch
 
+from autograder.grader_tools import close, put
 from autograder.scoring import Property
 
 CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465])      # augment.normalize(), as the text says
@@ -40,12 +41,6 @@ def _seed_worker(worker, rng) -> None:
     worker.call("random.seed", seed)
 
 
-def _tensor(worker, name: str, array, requires_grad: bool = False) -> dict:
-    """A tensor copy of ``array`` kept in the worker as ``name``; its reference."""
-    worker.call("torch.tensor", np.asarray(array), requires_grad=requires_grad, keep=name)
-    return worker.ref(name)
-
-
 def _class_of(worker, name: str) -> str:
     return f"{worker.get(name, '__class__.__module__')}.{worker.get(name, '__class__.__name__')}"
 
@@ -55,9 +50,8 @@ def _is_tensor(worker, name: str) -> bool:
 
 
 def _close(a, b, rtol=1e-5, atol=1e-6) -> bool:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and \
-        bool(np.allclose(a, b, rtol=rtol, atol=atol))
+    """grader_tools.close at this notebook's tolerance."""
+    return close(a, b, rtol=rtol, atol=atol)
 
 
 def _array(value, what: str) -> np.ndarray:
@@ -920,7 +914,7 @@ def _temperatures(rng):
 def loss_scalar(worker, rng):
     """dino_loss returns a 0-dim float tensor that keeps the student's graph."""
     s, t, c = _loss_inputs(rng, _ints(rng, 2, 5), _ints(rng, 4, 20), _ints(rng, 3, 6))
-    worker.call("dino_loss", _tensor(worker, "s", s, requires_grad=True), t, c,
+    worker.call("dino_loss", put(worker, "s", s, requires_grad=True), t, c,
                 STUDENT_TEMP, TEACHER_TEMP, as_torch=True, keep="loss")
     assert _is_tensor(worker, "loss"), "dino_loss should return a torch.Tensor"
     assert worker.get("loss", "shape") == [], "dino_loss should return a 0-dim tensor"
@@ -1005,7 +999,7 @@ def loss_temperatures(worker, rng):
 
 
 def _student_grad(worker, s, t, c, ts, tt) -> np.ndarray:
-    worker.call("dino_loss", _tensor(worker, "s", s, requires_grad=True), t, c, ts, tt,
+    worker.call("dino_loss", put(worker, "s", s, requires_grad=True), t, c, ts, tt,
                 as_torch=True, keep="loss")
     worker.call("backward", on="loss")
     grad = worker.get("s", "grad")
@@ -1060,8 +1054,8 @@ def loss_gradients(worker, rng):
     """No gradient flows into the teacher; one reaches every student crop."""
     B, K, n = _ints(rng, 2, 5), _ints(rng, 5, 25), _ints(rng, 3, 6)
     s, t, c = _loss_inputs(rng, B, K, n)
-    worker.call("dino_loss", _tensor(worker, "s", s, requires_grad=True),
-                _tensor(worker, "t", t, requires_grad=True), c, STUDENT_TEMP, TEACHER_TEMP,
+    worker.call("dino_loss", put(worker, "s", s, requires_grad=True),
+                put(worker, "t", t, requires_grad=True), c, STUDENT_TEMP, TEACHER_TEMP,
                 as_torch=True, keep="loss")
     worker.call("backward", on="loss")
     teacher = worker.get("t", "grad")
@@ -1080,8 +1074,8 @@ def loss_leaves_inputs(worker, rng):
     """dino_loss changes neither the center nor the outputs it is given."""
     B, K, n = _ints(rng, 2, 5), _ints(rng, 5, 25), _ints(rng, 3, 6)
     s, t, c = _loss_inputs(rng, B, K, n)
-    worker.call("dino_loss", _tensor(worker, "s", s), _tensor(worker, "t", t),
-                _tensor(worker, "c", c), STUDENT_TEMP, TEACHER_TEMP, keep="loss")
+    worker.call("dino_loss", put(worker, "s", s), put(worker, "t", t),
+                put(worker, "c", c), STUDENT_TEMP, TEACHER_TEMP, keep="loss")
     assert np.array_equal(worker.get("c", "data"), c), (
         "dino_loss changed the center in place; leave it: update_center updates it, after "
         "the loss")
@@ -1125,8 +1119,8 @@ def _center_inputs(rng, dtype=np.float64):
 
 
 def _new_center(worker, center, out, m, what="update_center") -> np.ndarray:
-    got = worker.call("update_center", _tensor(worker, "center", center),
-                      _tensor(worker, "teacher_out", out, requires_grad=True), m, keep="new")
+    got = worker.call("update_center", put(worker, "center", center),
+                      put(worker, "teacher_out", out, requires_grad=True), m, keep="new")
     assert _is_tensor(worker, "new"), \
         f"{what} should return the new center as a tensor (got {got.get('type')})"
     value = np.asarray(worker.get("new", "data"), dtype=np.float64)
