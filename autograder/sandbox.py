@@ -148,15 +148,15 @@ def filesystem_args(read_only: list[str], files: dict[str, str], limits: Limits)
         path = os.path.join("/etc", name)
         if os.path.exists(path):
             mounts.append((path, ["--ro-bind", os.path.realpath(path), path]))
-    # outer folders first, so what is shown inside a hidden folder stays shown
+    mounts += [("/proc", ["--proc", "/proc"]), ("/dev", ["--dev", "/dev"]),
+               ("/dev/shm", ["--size", str(limits.shm), "--tmpfs", "/dev/shm"]),
+               ("/tmp", ["--size", str(limits.tmp), "--tmpfs", "/tmp"]),
+               (SCRATCH, ["--size", str(limits.scratch), "--tmpfs", SCRATCH]),
+               (IPC_DIR, ["--size", str(MiB), "--tmpfs", IPC_DIR])]
+    # outer folders first, so what is shown inside a hidden or writable folder stays shown
+    # (an environment in /tmp/ci-checkout/.venv stays above the sandbox's own /tmp)
     mounts.sort(key=lambda m: _depth(m[0]))
-    args = [a for _, a in mounts]
-    flat = [x for a in args for x in a]
-    flat += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(limits.shm), "--tmpfs", "/dev/shm",
-             "--size", str(limits.tmp), "--tmpfs", "/tmp",
-             "--size", str(limits.scratch), "--tmpfs", SCRATCH,
-             "--size", str(MiB), "--tmpfs", IPC_DIR]
+    flat = [x for _, a in mounts for x in a]
     for inside, host in sorted(files.items()):
         flat += ["--ro-bind", host, inside]
     return flat + ["--remount-ro", "/"]

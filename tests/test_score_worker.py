@@ -146,3 +146,31 @@ def test_a_students_variable_does_not_shadow_a_module(worker):
     assert worker.get("z", "shape") == [2]
     assert worker.call("math.sqrt", 4.0) == 2.0
     assert worker.call("f") == 1
+
+
+def test_an_allowlisted_folder_under_tmp_stays_visible(tmp_path_factory):
+    """A checkout or environment under /tmp (a CI runner's clone) is shown read-only inside,
+    above the sandbox's own /tmp; what else the host keeps in /tmp stays hidden."""
+    import shutil
+    import subprocess
+    import tempfile
+    from autograder import sandbox
+    ok, why = sandbox_ready()
+    if not ok:
+        pytest.skip(f"no isolation here: {why}")
+    host_tmp = Path(tempfile.mkdtemp(dir="/tmp"))
+    shown, hidden = host_tmp / "venv", host_tmp / "other"
+    shown.mkdir()
+    hidden.mkdir()
+    (shown / "marker").write_text("shown")
+    (hidden / "marker").write_text("hidden")
+    probe = (f"cat {shown}/marker; echo; ls {hidden} 2>/dev/null || echo absent; "
+             f"touch {shown}/x 2>/dev/null || echo read-only; touch /tmp/own && echo writable")
+    try:
+        started = sandbox.start(["sh", "-c", probe], tmp_path_factory.mktemp("private"),
+                                read_only=[str(shown)], stdout=subprocess.PIPE)
+        out = started.process.communicate(timeout=30)[0].decode().split()
+        sandbox.cleanup(started.record())
+    finally:
+        shutil.rmtree(host_tmp)
+    assert out == ["shown", "absent", "read-only", "writable"], out
