@@ -278,13 +278,34 @@ def _shape_mask(label: int, u: np.ndarray, v: np.ndarray, r: float, rng) -> np.n
     return (d < r) & (np.hypot(u - 0.45 * r, v) > 0.8 * r)   # crescent
 
 
-def make_shapes(n: int, image_size: int = 32, seed: int = 0) -> ImageArrays:
+def _colours(rng, palette: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A foreground and a background colour far enough apart to keep the shape visible:
+    any RGB colour, or two of ``palette``'s rows."""
+    draw = (lambda: rng.uniform(0, 255, size=3)) if palette is None else \
+        (lambda: palette[rng.integers(len(palette))])
+    fg, bg = draw(), draw()
+    while np.abs(fg - bg).sum() < 200:
+        bg = draw()
+    return fg, bg
+
+
+def make_shapes(n: int, image_size: int = 32, seed: int = 0,
+                palette: int | None = None) -> ImageArrays:
     """Generate ``n`` images of 10 shape/texture classes (balanced), no network needed.
 
     Colour, position, size and rotation are random, so a good representation must be
-    about shape, which is what the SimCLR augmentations teach it.
+    about shape, which is what the SimCLR augmentations teach it. With ``palette``, the
+    two colours of an image are drawn from that many fixed colours (the same for every
+    split), so that colour alone no longer tells one image from the others.
     """
     rng = np.random.default_rng(seed)
+    colours = None if palette is None else \
+        np.random.default_rng(12345).uniform(0, 255, size=(palette, 3))
+    if colours is not None:
+        apart = np.abs(colours[:, None] - colours[None]).sum(-1) >= 200
+        if not apart.any(axis=1).all():
+            raise ValueError(f"palette={palette}: some colour has no other far enough from "
+                             f"it to draw a visible shape; use more colours")
     coords = (np.arange(image_size) + 0.5) / image_size * 2 - 1
     yy, xx = np.meshgrid(coords, coords, indexing="ij")
     labels = np.arange(n) % len(SHAPE_CLASSES)
@@ -297,10 +318,7 @@ def make_shapes(n: int, image_size: int = 32, seed: int = 0) -> ImageArrays:
         x, y = xx - cx, yy - cy
         u, v = np.cos(theta) * x + np.sin(theta) * y, -np.sin(theta) * x + np.cos(theta) * y
         mask = _shape_mask(int(label), u, v, r, rng)
-        fg = rng.uniform(0, 255, size=3)
-        bg = rng.uniform(0, 255, size=3)
-        while np.abs(fg - bg).sum() < 200:  # keep the shape visible
-            bg = rng.uniform(0, 255, size=3)
+        fg, bg = _colours(rng, colours)
         img = np.where(mask[..., None], fg, bg) + rng.normal(0, 12, size=(image_size, image_size, 3))
         images[i] = np.clip(img, 0, 255).astype(np.uint8)
     return ImageArrays(images, labels, list(SHAPE_CLASSES), "shapes", {"seed": seed})

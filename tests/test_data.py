@@ -267,3 +267,15 @@ def test_two_view_dataset_with_two_transforms():
     (v1, v2), _ = dataset[0]
     assert torch.allclose(v1 * 255, torch.from_numpy(arrays.images[0]).permute(2, 0, 1).float())
     assert torch.equal(v2[0], v2[1]) and torch.equal(v2[1], v2[2])  # grayscale view
+
+
+def test_a_palette_limits_the_colours_and_keeps_shapes_visible():
+    from course_utils.data import make_shapes
+    shapes = make_shapes(200, seed=1, palette=6)
+    corners = shapes.images[:, 0, 0].astype(float)          # background, plus noise
+    fixed = np.random.default_rng(12345).uniform(0, 255, size=(6, 3))
+    nearest = np.abs(corners[:, None] - fixed[None]).sum(-1).min(axis=1)
+    assert np.percentile(nearest, 90) < 60                   # each corner near one of the 6
+    assert len(np.unique(shapes.labels)) == 10
+    with pytest.raises(ValueError, match="palette"):
+        make_shapes(10, palette=1)
