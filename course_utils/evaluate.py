@@ -94,7 +94,10 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, epochs: int
     xte = ((test_feats - mean) / std).to(device)
     ytr = train_labels.long().to(device)
     gen = torch.Generator().manual_seed(seed)
-    clf = nn.Linear(xtr.shape[1], num_classes).to(device)
+    with torch.random.fork_rng(devices=[]):            # the probe's own start: ``seed``
+        torch.manual_seed(seed)                        # decides it, not the global RNG
+        clf = nn.Linear(xtr.shape[1], num_classes)
+    clf = clf.to(device)
     opt = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, int(np.ceil(len(xtr) / batch_size)))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)

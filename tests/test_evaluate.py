@@ -140,3 +140,17 @@ def test_fine_tune_learns_and_leaves_the_encoder_alone():
                     device=torch.device("cpu"))
     assert acc > 0.2                      # chance is 0.1
     assert all(torch.equal(p, b) for p, b in zip(encoder.parameters(), before))
+
+
+def test_linear_probe_depends_on_its_seed_not_on_the_global_rng():
+    train_feats, train_labels = clusters(40, dim=8, spread=2.0, seed=5)
+    test_feats, test_labels = clusters(20, dim=8, spread=2.0, seed=6)
+    runs = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        runs.append(linear_probe(train_feats, train_labels, test_feats, test_labels,
+                                 epochs=3, device=CPU, seed=7))
+        after = torch.rand(1)
+        torch.manual_seed(global_seed)
+        assert torch.equal(after, torch.rand(1)), "the probe moved the global RNG"
+    assert runs[0] == runs[1]
