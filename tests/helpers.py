@@ -30,6 +30,13 @@ def master_and_release(assignment: str) -> tuple[dict, dict]:
             json.loads(release.read_text(encoding="utf-8")))
 
 
+def graded_points(notebook: dict) -> dict[str, float]:
+    """grade_id -> points of every graded test cell of a notebook."""
+    from autograder.course import nbgrader_meta
+    return {nbgrader_meta(c)["grade_id"]: nbgrader_meta(c)["points"]
+            for c in notebook["cells"] if nbgrader_meta(c).get("grade")}
+
+
 def with_answers(notebook: dict, answers: dict[str, str]) -> dict:
     """A copy of ``notebook`` with the answer cells of these grade_ids replaced."""
     from autograder import demo

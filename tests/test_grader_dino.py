@@ -21,7 +21,8 @@ from PIL import Image
 from torchvision import transforms as T
 
 from autograder import demo, scoring
-from helpers import lost, master_and_release, message_leaks, score_all, unearned, with_answers
+from helpers import (graded_points, lost, master_and_release, message_leaks, score_all, unearned,
+                     with_answers)
 
 ASSIGNMENT = "04_dino_self_distillation"
 FULL = {"test_multicrop_transform": 2.0, "test_dino_head": 3.0, "test_dino_loss": 4.0,
@@ -298,8 +299,7 @@ def scored():
 
 def test_properties_sum_to_the_cells_points():
     master, _ = master_and_release(ASSIGNMENT)
-    points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
-              for c in master["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    points = graded_points(master)
     assert points == FULL
     assert {g: sum(p.points for p in props) for g, props in grader.PROPERTIES.items()} == FULL
     assert len(PROPERTY) == sum(len(props) for props in grader.PROPERTIES.values())

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from autograder import demo, grader_tools, scoring
-from helpers import master_and_release, message_leaks, score_all, unearned, with_answers
+from helpers import (graded_points, master_and_release, message_leaks, score_all, unearned,
+                     with_answers)
 
 pytestmark = pytest.mark.notebook
 
@@ -293,8 +294,7 @@ def _failed(results, grade_id: str) -> set:
 
 def test_points_add_up_to_the_masters_cells():
     master, _ = master_and_release(ASSIGNMENT)
-    points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
-              for c in master["cells"] if c["metadata"].get("nbgrader", {}).get("grade")}
+    points = graded_points(master)
     assert points == FULL
     assert {g: sum(p.points for p in props) for g, props in GRADER.PROPERTIES.items()} == FULL
     assert len(CHECK) == sum(len(props) for props in GRADER.PROPERTIES.values())

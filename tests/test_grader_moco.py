@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from autograder import demo, scoring
-from helpers import lost, master_and_release, message_leaks, score_all, unearned, with_answers
+from helpers import (graded_points, lost, master_and_release, message_leaks, score_all, unearned,
+                     with_answers)
 
 ASSIGNMENT = "02_moco_queue"
 FULL = {"test_momentum_update": 3.0, "test_key_queue": 4.0, "test_moco_logits": 3.0,
@@ -245,8 +246,7 @@ def scored():
 
 def test_properties_sum_to_the_cells_points():
     master, _ = master_and_release(ASSIGNMENT)
-    points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
-              for c in master["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    points = graded_points(master)
     assert points == FULL
     assert {g: sum(p.points for p in props) for g, props in grader.PROPERTIES.items()} == FULL
 

@@ -24,7 +24,7 @@ from torchvision import transforms as T
 
 from autograder import scoring
 from course_utils.checks import simclr as visible
-from helpers import lost, message_leaks, score_all, unearned, with_answers
+from helpers import graded_points, lost, message_leaks, score_all, unearned, with_answers
 
 pytestmark = pytest.mark.notebook
 
@@ -36,13 +36,8 @@ DEMO = runpy.run_path(str(REPO / "autograder" / "demo_submissions" / f"{ASSIGNME
 grader = scoring.load_grader(ASSIGNMENT)
 
 
-def cell_points(notebook: dict) -> dict[str, float]:
-    return {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
-            for c in notebook["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
-
-
 MASTER_JSON = json.loads(MASTER.read_text())
-FULL = cell_points(MASTER_JSON)
+FULL = graded_points(MASTER_JSON)
 
 
 def test_properties_split_each_cells_points():
