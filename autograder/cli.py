@@ -1,8 +1,8 @@
 """``python -m autograder COMMAND``: the instructor's commands, each a thin call into its
 module.
 
-    python -m autograder release --all          # masters -> release/ -> notebooks/
-    python -m autograder check-release          # exit 1 when notebooks/ is out of date
+    python -m autograder release --all          # records -> measured figures; masters -> notebooks/
+    python -m autograder check-release          # exit 1 when notebooks/ or the figures are out of date
     python -m autograder collect SUBMISSIONS.zip --assignment 01_simclr_ntxent
     python -m autograder autograde 01_simclr_ntxent [--workers 2]
     python -m autograder feedback 01_simclr_ntxent
@@ -25,6 +25,7 @@ from .course import (
     submitted_students)
 from .demo import demo
 from .grading import autograde
+from . import measured
 from .release import check_release, release
 from .reports import export, feedback, summary_table
 
@@ -76,13 +77,15 @@ def main(argv=None) -> int:
         if args.command == "release":
             if not args.all and not args.assignment:
                 raise CourseError("name an assignment or pass --all")
+            for path in measured.write(course):
+                print(f"wrote the measured figures of {path}")
             for path in release(course, pick_assignments(course, None if args.all else args.assignment),
                                 args.notebooks_dir):
                 print(f"wrote {path}")
         elif args.command == "check-release":
-            problems = check_release(course, args.notebooks_dir)
+            problems = measured.check(course) + check_release(course, args.notebooks_dir)
             if problems:
-                print("The student notebooks are out of date with their masters:\n  "
+                print("The student notebooks or the measured figures are out of date:\n  "
                       + "\n  ".join(problems)
                       + "\nRegenerate them with: python -m autograder release --all")
                 return 1

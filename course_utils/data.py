@@ -9,7 +9,9 @@ Names understood by :func:`load_dataset`:
 ``cifar10``       torchvision's CIFAR-10, downloaded once into :func:`data_dir`.
 ``stl10``         torchvision's STL-10 (96x96; the labelled train/test splits).
 ``shapes``        generated here, no network: 10 classes of coloured shapes and textures,
-                  32x32 RGB. The offline default for fast mode, grading and CI.
+                  32x32 RGB, with each object's pixels (``masks``). The offline default
+                  for fast mode, grading and CI; colours from a palette of
+                  :data:`SHAPES_PALETTE` (see :func:`make_shapes`).
 ``folder:PATH``   an ImageFolder (``PATH/<class>/*.jpg``, or ``PATH/<split>/<class>/*``),
                   or a ``.tar``/``.tar.gz`` archive holding one.
 """
@@ -50,6 +52,7 @@ class ImageArrays:
     classes: list[str]
     name: str = "images"
     meta: dict = field(default_factory=dict)
+    masks: np.ndarray | None = None   # (N, H, W) bool: the object's pixels, where known
 
     def __post_init__(self):
         if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
@@ -58,6 +61,9 @@ class ImageArrays:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if len(self.labels) != len(self.images):
             raise ValueError("images and labels differ in length")
+        if self.masks is not None and self.masks.shape != self.images.shape[:3]:
+            raise ValueError(f"masks must be (N, H, W) = {self.images.shape[:3]}, got "
+                             f"{self.masks.shape}")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -68,8 +74,9 @@ class ImageArrays:
 
     def subset(self, indices) -> "ImageArrays":
         indices = np.asarray(indices)
+        masks = None if self.masks is None else self.masks[indices]
         return ImageArrays(self.images[indices], self.labels[indices], list(self.classes),
-                           self.name, dict(self.meta))
+                           self.name, dict(self.meta), masks)
 
     def pil(self, i: int) -> Image.Image:
         return Image.fromarray(self.images[i])
@@ -117,7 +124,8 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
     root = Path(root) if root is not None else data_dir()
     if name == "shapes":
         n = limit or (5000 if split == "train" else 1000)
-        return make_shapes(n, seed=seed + (0 if split == "train" else 10_000))
+        return make_shapes(n, seed=seed + (0 if split == "train" else 10_000),
+                           palette=SHAPES_PALETTE)
     if name == "cifar10":
         arrays = load_cifar10(split, root, download)
     elif name == "stl10":
@@ -248,6 +256,12 @@ def _load_tar(path: Path, split: str) -> ImageArrays:
 
 SHAPE_CLASSES = ["circle", "square", "triangle", "cross", "ring",
                  "stripes", "checker", "dots", "star", "crescent"]
+OBJECT_CLASSES = (0, 1, 2, 3, 4, 8, 9)     # one shape on a background (the rest: textures)
+# The offline data set's colours: each image's two colours come from 6 fixed ones, so colour
+# tells an image from few others and a short run must learn shape
+# (benchmarks/fast_mode_simclr.py --palette N compares palettes). Any colour (None) is
+# make_shapes' default.
+SHAPES_PALETTE = 6
 
 
 def _shape_mask(label: int, u: np.ndarray, v: np.ndarray, r: float, rng) -> np.ndarray:
@@ -296,7 +310,8 @@ def make_shapes(n: int, image_size: int = 32, seed: int = 0,
     Colour, position, size and rotation are random, so a good representation must be
     about shape, which is what the SimCLR augmentations teach it. With ``palette``, the
     two colours of an image are drawn from that many fixed colours (the same for every
-    split), so that colour alone no longer tells one image from the others.
+    split), so that colour alone no longer tells one image from the others. ``masks`` holds
+    each image's shape pixels (for a texture class, its foreground stripes, checks or dots).
     """
     rng = np.random.default_rng(seed)
     colours = None if palette is None else \
@@ -311,17 +326,19 @@ def make_shapes(n: int, image_size: int = 32, seed: int = 0,
     labels = np.arange(n) % len(SHAPE_CLASSES)
     rng.shuffle(labels)
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+    masks = np.empty((n, image_size, image_size), dtype=bool)
     for i, label in enumerate(labels):
         cx, cy = rng.uniform(-0.3, 0.3, size=2)
         theta = rng.uniform(0, 2 * np.pi)
         r = rng.uniform(0.45, 0.7)
         x, y = xx - cx, yy - cy
         u, v = np.cos(theta) * x + np.sin(theta) * y, -np.sin(theta) * x + np.cos(theta) * y
-        mask = _shape_mask(int(label), u, v, r, rng)
+        mask = masks[i] = _shape_mask(int(label), u, v, r, rng)
         fg, bg = _colours(rng, colours)
         img = np.where(mask[..., None], fg, bg) + rng.normal(0, 12, size=(image_size, image_size, 3))
         images[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return ImageArrays(images, labels, list(SHAPE_CLASSES), "shapes", {"seed": seed})
+    return ImageArrays(images, labels, list(SHAPE_CLASSES), "shapes",
+                       {"seed": seed, "palette": palette}, masks)
 
 
 # ---------------------------------------------------------------------------- subsets

@@ -34,7 +34,16 @@ def record(notebook: str, *, mode: str, device, dataset: str, seconds: float,
     return {"notebook": notebook, "mode": mode, "device": str(device), "dataset": dataset,
             "seconds": round(float(seconds), 1),
             "knn": {k: round(float(v), 4) for k, v in knn.items()},
-            "linear": {k: round(float(v), 4) for k, v in linear.items()}, **extra}
+            "linear": {k: round(float(v), 4) for k, v in linear.items()},
+            **{name: _rounded(value) for name, value in extra.items()}}
+
+
+def _rounded(value):
+    """Numbers rounded to 4 places, inside dicts too (a figure by encoder or setting)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return round(float(value), 4) if number else value
 
 
 def save(notebook: str, **figures) -> Path | None:

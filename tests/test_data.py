@@ -279,3 +279,19 @@ def test_a_palette_limits_the_colours_and_keeps_shapes_visible():
     assert len(np.unique(shapes.labels)) == 10
     with pytest.raises(ValueError, match="palette"):
         make_shapes(10, palette=1)
+
+
+def test_shapes_know_each_objects_pixels():
+    """The masks are the pixels drawn in the foreground colour, and subsets keep them."""
+    from course_utils.data import OBJECT_CLASSES, load_dataset
+    shapes = load_dataset("shapes", "train", limit=60)
+    assert shapes.masks.shape == shapes.images.shape[:3] and shapes.masks.dtype == bool
+    for img, mask, label in zip(shapes.images.astype(float), shapes.masks, shapes.labels):
+        inside, outside = img[mask].mean(0), img[~mask].mean(0)
+        assert np.abs(inside - outside).sum() > 150          # two far-apart colours
+        if label in OBJECT_CLASSES:                           # one object, not a texture
+            assert 0.05 < mask.mean() < 0.6
+    part = shapes.subset([3, 1])
+    assert np.array_equal(part.masks, shapes.masks[[3, 1]])
+    with pytest.raises(ValueError, match="masks"):
+        type(shapes)(shapes.images, shapes.labels, shapes.classes, masks=shapes.masks[:, :5])

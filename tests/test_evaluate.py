@@ -1,4 +1,5 @@
 """course_utils.evaluate: weighted kNN against a brute-force vote, linear probe, fractions."""
+import numpy as np
 import pytest
 import torch
 
@@ -154,3 +155,22 @@ def test_linear_probe_depends_on_its_seed_not_on_the_global_rng():
         torch.manual_seed(global_seed)
         assert torch.equal(after, torch.rand(1)), "the probe moved the global RNG"
     assert runs[0] == runs[1]
+
+
+def test_attention_on_mask_weighs_patches_by_their_pixels_inside():
+    from course_utils.evaluate import attention_on_mask
+    masks = np.zeros((3, 8, 8), dtype=bool)
+    masks[:, :4, :4] = True                                   # the top-left patch of 2x2
+    uniform = torch.ones(3, 2, 2, 2)
+    assert torch.allclose(attention_on_mask(uniform, masks, 4), torch.full((3,), 0.25))
+    on_object = torch.zeros(3, 2, 2, 2)
+    on_object[:, :, 0, 0] = 1.0
+    assert torch.allclose(attention_on_mask(on_object, masks, 4), torch.ones(3))
+    half = masks.copy()
+    half[:, :2, :4] = False                                   # half of that patch's pixels
+    assert torch.allclose(attention_on_mask(on_object, half, 4), torch.full((3,), 0.5))
+    heads = torch.zeros(3, 2, 2, 2)
+    heads[:, 0, 0, 0], heads[:, 1, 1, 1] = 1.0, 1.0          # one head on it, one off
+    assert torch.allclose(attention_on_mask(heads, masks, 4), torch.full((3,), 0.5))
+    with pytest.raises(ValueError, match="grid"):
+        attention_on_mask(torch.ones(3, 2, 4, 4), masks, 4)

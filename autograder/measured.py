@@ -1,0 +1,170 @@
+"""The measured figures of the README and the notebooks, generated from benchmarks/results/.
+
+Each record there (one run, written by a benchmark: see benchmarks/records.py) becomes a
+table of its figures with its provenance. A master's markdown cell tagged ``measured``
+holds the tables of that notebook's records; the README holds all of them between
+:data:`BEGIN` and :data:`END`. ``release`` writes both before it generates the student
+versions, and ``check-release`` (and a test) fails when either differs from what the
+records give: no figure in these tables is typed by hand.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+
+from .course import REPO_DIR
+
+RESULTS_DIR = REPO_DIR / "benchmarks" / "results"
+README = REPO_DIR / "README.md"
+TAG = "measured"
+BEGIN = "<!-- measured figures: generated from benchmarks/results/ by `python -m autograder release` -->"
+END = "<!-- end of the measured figures -->"
+ACCURACIES = (("knn", "kNN"), ("linear", "linear probe"))
+NOT_FIGURES = {"notebook", "mode", "hardware", "dataset", "training_minutes",
+               "notebook_minutes", "spread", "runs", "command", "commit", "date", "seeds",
+               "title", "note", "device", "seconds"}
+
+
+def load_records(results_dir: Path = RESULTS_DIR) -> list[dict]:
+    """Every record, in file-name order, each with its file name as ``file``."""
+    records = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["file"] = path.name
+        records.append(record)
+    return records
+
+
+NUMBERS = ("loss", "entropy", "KL")     # figures shown as numbers; the rest are fractions
+
+
+def _fmt(figure: str, value: float) -> str:
+    """Losses, entropies and divergences as numbers; accuracies and shares as percent."""
+    return f"{value:.3f}" if any(w in figure for w in NUMBERS) else f"{100 * value:.1f}%"
+
+
+def _entry(record: dict, figure: str, name: str) -> str:
+    value = record.get(figure, {}).get(name)
+    if value is None:
+        return ""
+    text = _fmt(figure, value)
+    low_high = record.get("spread", {}).get(figure, {}).get(name)
+    if low_high and len(record.get("seeds", [])) > 1:
+        text += f" ({_fmt(figure, low_high[0])}–{_fmt(figure, low_high[1])})"
+    return text
+
+
+def title(record: dict) -> str:
+    return record.get("title") or f"{record['notebook']}, {record['mode']} mode on {record['dataset']}"
+
+
+def provenance(record: dict) -> str:
+    seeds = record.get("seeds", [])
+    spread = f"; {len(seeds)} seeds {seeds}: mean (min–max)" if len(seeds) > 1 else \
+        (f"; seed {seeds[0]}" if seeds else "")
+    text = (f"{record['hardware']}: `{record['command']}` at commit `{record['commit']}`, "
+            f"{record['date']}{spread}")
+    note = record.get("note", "")
+    return text + (f". {note[:1].upper()}{note[1:]}" if note else "")
+
+
+def minutes(record: dict) -> str:
+    text = f"{record['training_minutes']:.1f} min training"
+    if "notebook_minutes" in record:
+        text += f", {record['notebook_minutes']:.1f} min the whole notebook"
+    return text
+
+
+def _figures(record: dict) -> list[str]:
+    return [k for k, v in record.items()
+            if k not in NOT_FIGURES and k != "file" and isinstance(v, dict)]
+
+
+def record_table(record: dict) -> str:
+    """One record: its title, time and provenance; a table by encoder of kNN, linear probe
+    and every other figure measured per encoder; then one small table per other figure."""
+    encoders = list(dict.fromkeys([*record["knn"], *record["linear"]]))
+    by_encoder = [f for f in _figures(record) if set(record[f]) <= set(encoders)]
+    names = {"knn": "kNN", "linear": "linear probe"}
+    lines = [f"**{title(record)}** ({minutes(record)}). {provenance(record)}.", "",
+             "| encoder | " + " | ".join(names.get(f, f) for f in by_encoder) + " |",
+             "| --- |" + " --- |" * len(by_encoder)]
+    lines += [f"| {name} | " + " | ".join(_entry(record, f, name) for f in by_encoder) + " |"
+              for name in encoders]
+    for figure in _figures(record):
+        if figure not in by_encoder:
+            lines += ["", f"| {figure} | |", "| --- | --- |"]
+            lines += [f"| {name} | {_entry(record, figure, name)} |" for name in record[figure]]
+    return "\n".join(lines)
+
+
+def notebook_cell(notebook: str, records: list[dict]) -> str:
+    mine = [r for r in records if r["notebook"] == notebook]
+    head = ("#### Measured figures\n\nGenerated from the records in `benchmarks/results/` "
+            "(the command, commit and machine of each run are given).")
+    if not mine:
+        return head + "\n\nNo run of this notebook has been recorded yet."
+    return "\n\n".join([head, *map(record_table, mine)])
+
+
+def readme_section(records: list[dict]) -> str:
+    body = "\n\n".join(record_table(r) for r in records) or "No run has been recorded yet."
+    return f"{BEGIN}\n{body}\n{END}"
+
+
+def _master_paths(source_dir: Path) -> list[Path]:
+    return sorted(source_dir.glob("*/*.ipynb"))
+
+
+def _measured_cells(nb) -> list:
+    return [c for c in nb.cells if TAG in c.get("metadata", {}).get("tags", [])]
+
+
+def expected_texts(course_dir: Path, readme: Path = README,
+                   results_dir: Path = RESULTS_DIR) -> dict[Path, tuple[str, str]]:
+    """path -> (text now, text the records give) for each master with a measured cell and
+    the README."""
+    records = load_records(results_dir)
+    out = {}
+    for path in _master_paths(course_dir / "source"):
+        nb = nbformat.read(path, as_version=4)
+        for cell in _measured_cells(nb):
+            out[path] = (cell.source, notebook_cell(path.stem, records))
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN in text and END in text:
+        now = text[text.index(BEGIN):text.index(END) + len(END)]
+        out[readme] = (now, readme_section(records))
+    return out
+
+
+def write(course_dir: Path, readme: Path = README, results_dir: Path = RESULTS_DIR) -> list[Path]:
+    """Rewrite every measured cell and the README's section; the paths that changed."""
+    changed = []
+    for path, (now, expected) in expected_texts(course_dir, readme, results_dir).items():
+        if now == expected:
+            continue
+        if path == readme:
+            text = readme.read_text(encoding="utf-8")
+            readme.write_text(text.replace(now, expected), encoding="utf-8")
+        else:
+            book = json.loads(path.read_text(encoding="utf-8"))   # kept as the file has it
+            for cell in book["cells"]:
+                if TAG in cell.get("metadata", {}).get("tags", []):
+                    cell["source"] = expected.splitlines(keepends=True)
+            path.write_text(json.dumps(book, indent=1, ensure_ascii=False) + "\n",
+                            encoding="utf-8")
+        changed.append(path)
+    return changed
+
+
+def check(course_dir: Path, readme: Path = README, results_dir: Path = RESULTS_DIR) -> list[str]:
+    """What differs from the records, one line each (empty when all agree)."""
+    problems = [f"{path.name}: the measured figures differ from benchmarks/results/"
+                for path, (now, expected) in expected_texts(course_dir, readme,
+                                                            results_dir).items()
+                if now != expected]
+    if readme.exists() and BEGIN not in readme.read_text(encoding="utf-8"):
+        problems.append(f"{readme.name}: no measured-figures section ({BEGIN!r})")
+    return problems
