@@ -57,11 +57,21 @@ def to_device(batch, device: torch.device, channels_last: bool = False):
     return batch
 
 
+BF16_MIN_CAPABILITY = 8     # Ampere (A100, L4, RTX 30xx) and later run bfloat16 natively
+
+
 def autocast_for(device: torch.device, enabled: bool = True):
-    """bfloat16 autocast on CUDA (float16 where bf16 is missing); nothing elsewhere."""
+    """The mixed precision that fits the device, as ``(autocast context, grad scaler)``.
+
+    bfloat16 autocast on a GPU of compute capability 8 or more (no scaler needed);
+    float16 with a gradient scaler below that (a T4 or V100: there
+    ``torch.cuda.is_bf16_supported()`` counts emulation, and bfloat16 runs without tensor
+    cores); float32 (no autocast, no scaler) on the CPU and on Apple's MPS.
+    """
     if not enabled or device.type != "cuda":
         return nullcontext(), None
-    if torch.cuda.is_bf16_supported():
+    major, _minor = torch.cuda.get_device_capability(device)
+    if major >= BF16_MIN_CAPABILITY:
         return torch.autocast("cuda", dtype=torch.bfloat16), None
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 

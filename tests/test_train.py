@@ -1,4 +1,6 @@
 """course_utils.train: fit, History, checkpoints and resume, quiet grading, schedules."""
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -191,3 +193,35 @@ def test_to_device_channels_last_changes_image_batches_only():
     assert not moved_images.is_contiguous()
     assert moved_uint8.is_contiguous() and moved_labels.is_contiguous()
     assert torch.equal(moved_images, images)
+
+
+@pytest.mark.parametrize("capability,dtype,scaled", [
+    ((7, 5), torch.float16, True),     # T4: bfloat16 only emulated
+    ((7, 0), torch.float16, True),     # V100
+    ((8, 0), torch.bfloat16, False),   # A100
+    ((8, 9), torch.bfloat16, False),   # L4
+    ((9, 0), torch.bfloat16, False),   # H100
+])
+def test_precision_follows_the_gpus_capability(monkeypatch, capability, dtype, scaled):
+    """bfloat16 only where the GPU has it natively, whatever is_bf16_supported() says (it
+    counts emulation, true on a T4); float16 with a gradient scaler below compute 8."""
+    from course_utils.train import autocast_for
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    with warnings.catch_warnings():    # without CUDA, autocast and the scaler warn and disable
+        warnings.simplefilter("ignore")
+        autocast, scaler = autocast_for(torch.device("cuda"))
+    assert autocast.fast_dtype == dtype
+    assert (scaler is not None) == scaled
+    if scaled:
+        assert isinstance(scaler, torch.amp.GradScaler)
+
+
+@pytest.mark.parametrize("device", ["cpu", "mps"])
+def test_no_mixed_precision_off_cuda(device):
+    from contextlib import nullcontext
+    from course_utils.train import autocast_for
+    autocast, scaler = autocast_for(torch.device(device))
+    assert isinstance(autocast, nullcontext) and scaler is None
+    autocast, scaler = autocast_for(torch.device("cuda"), enabled=False)
+    assert isinstance(autocast, nullcontext) and scaler is None
