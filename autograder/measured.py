@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
-
 from .course import REPO_DIR
 
 RESULTS_DIR = REPO_DIR / "benchmarks" / "results"
@@ -21,10 +19,10 @@ README = REPO_DIR / "README.md"
 TAG = "measured"
 BEGIN = "<!-- measured figures: generated from benchmarks/results/ by `python -m autograder release` -->"
 END = "<!-- end of the measured figures -->"
-ACCURACIES = (("knn", "kNN"), ("linear", "linear probe"))
+ACCURACIES = {"knn": "kNN", "linear": "linear probe"}    # their column headings
 NOT_FIGURES = {"notebook", "mode", "hardware", "dataset", "training_minutes",
                "notebook_minutes", "spread", "runs", "command", "commit", "date", "seeds",
-               "title", "note", "device", "seconds"}
+               "title", "note", "device", "seconds", "file"}
 
 
 def load_records(results_dir: Path = RESULTS_DIR) -> list[dict]:
@@ -78,8 +76,7 @@ def minutes(record: dict) -> str:
 
 
 def _figures(record: dict) -> list[str]:
-    return [k for k, v in record.items()
-            if k not in NOT_FIGURES and k != "file" and isinstance(v, dict)]
+    return [k for k, v in record.items() if k not in NOT_FIGURES and isinstance(v, dict)]
 
 
 def record_table(record: dict) -> str:
@@ -87,9 +84,8 @@ def record_table(record: dict) -> str:
     and every other figure measured per encoder; then one small table per other figure."""
     encoders = list(dict.fromkeys([*record["knn"], *record["linear"]]))
     by_encoder = [f for f in _figures(record) if set(record[f]) <= set(encoders)]
-    names = {"knn": "kNN", "linear": "linear probe"}
     lines = [f"**{title(record)}** ({minutes(record)}). {provenance(record)}.", "",
-             "| encoder | " + " | ".join(names.get(f, f) for f in by_encoder) + " |",
+             "| encoder | " + " | ".join(ACCURACIES.get(f, f) for f in by_encoder) + " |",
              "| --- |" + " --- |" * len(by_encoder)]
     lines += [f"| {name} | " + " | ".join(_entry(record, f, name) for f in by_encoder) + " |"
               for name in encoders]
@@ -118,8 +114,10 @@ def _master_paths(source_dir: Path) -> list[Path]:
     return sorted(source_dir.glob("*/*.ipynb"))
 
 
-def _measured_cells(nb) -> list:
-    return [c for c in nb.cells if TAG in c.get("metadata", {}).get("tags", [])]
+def _measured_cells(book: dict) -> list[dict]:
+    """The cells tagged ``measured`` of a notebook read as plain JSON (kept as the file has
+    it, so that rewriting one changes nothing else)."""
+    return [c for c in book["cells"] if TAG in c.get("metadata", {}).get("tags", [])]
 
 
 def expected_texts(course_dir: Path, readme: Path = README,
@@ -129,9 +127,9 @@ def expected_texts(course_dir: Path, readme: Path = README,
     records = load_records(results_dir)
     out = {}
     for path in _master_paths(course_dir / "source"):
-        nb = nbformat.read(path, as_version=4)
-        for cell in _measured_cells(nb):
-            out[path] = (cell.source, notebook_cell(path.stem, records))
+        book = json.loads(path.read_text(encoding="utf-8"))
+        for cell in _measured_cells(book):
+            out[path] = ("".join(cell["source"]), notebook_cell(path.stem, records))
     text = readme.read_text(encoding="utf-8")
     if BEGIN in text and END in text:
         now = text[text.index(BEGIN):text.index(END) + len(END)]
@@ -149,10 +147,9 @@ def write(course_dir: Path, readme: Path = README, results_dir: Path = RESULTS_D
             text = readme.read_text(encoding="utf-8")
             readme.write_text(text.replace(now, expected), encoding="utf-8")
         else:
-            book = json.loads(path.read_text(encoding="utf-8"))   # kept as the file has it
-            for cell in book["cells"]:
-                if TAG in cell.get("metadata", {}).get("tags", []):
-                    cell["source"] = expected.splitlines(keepends=True)
+            book = json.loads(path.read_text(encoding="utf-8"))
+            for cell in _measured_cells(book):
+                cell["source"] = expected.splitlines(keepends=True)
             path.write_text(json.dumps(book, indent=1, ensure_ascii=False) + "\n",
                             encoding="utf-8")
         changed.append(path)

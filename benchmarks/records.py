@@ -5,7 +5,8 @@ A record holds the notebook, the mode, the hardware, the training minutes, the f
 other figure the notebook measured, in the same shape), and where they come from: the
 command, the commit, the date and the seeds. Over several seeds each figure is the mean,
 ``spread`` holds its [min, max], and ``runs`` every seed's own record. The README's and the
-notebooks' tables are generated from these files (``python -m autograder measured``).
+notebooks' tables are generated from these files (``python -m autograder release``, by
+autograder/measured.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+
+from course_utils.results import RANDOM_INIT
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP = {"notebook", "mode", "device", "dataset", "seed"}
@@ -66,10 +69,12 @@ def provenance(command: str, seeds) -> dict:
 
 
 def write_record(path: Path, record: dict) -> Path:
-    if "random init" not in record.get("knn", {}):
-        raise ValueError(f"{path.name}: knn has no 'random init' entry")
-    if record.get("linear") and "random init" not in record["linear"]:
-        raise ValueError(f"{path.name}: linear has no 'random init' entry")
+    """Write ``record``; refused without a random-init kNN figure (and a random-init linear
+    probe when the run has one), the baseline every table compares against."""
+    if RANDOM_INIT not in record.get("knn", {}):
+        raise ValueError(f"{path.name}: knn has no {RANDOM_INIT!r} entry")
+    if record.get("linear") and RANDOM_INIT not in record["linear"]:
+        raise ValueError(f"{path.name}: linear has no {RANDOM_INIT!r} entry")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return path
