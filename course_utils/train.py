@@ -4,7 +4,7 @@ A method supplies ``step_fn(batch) -> loss``; :func:`fit` moves the batch to the
 runs it under mixed precision on CUDA, steps the optimiser and scheduler, calls
 ``after_step`` (for momentum encoders and teachers), shows a ``tqdm.auto`` progress bar
 (never while grading) and records a :class:`History`. Given a ``checkpoint_dir`` it saves
-after every epoch and resumes from the last save.
+after every epoch (with the number of epochs planned) and resumes from the last save.
 
 The loop never waits for the GPU at every step: losses stay on the device and are read
 (and checked to be finite) every ``log_every`` steps, so the CPU can queue the next steps.
@@ -89,8 +89,12 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
                                                  milestones=[warmup_steps])
 
 
-def _save(path: Path, modules: dict, optimizer, scheduler, epoch: int, history: History):
-    state = {"epoch": epoch, "history": history.state_dict(),
+CHECKPOINT_NAME = "last.pt"
+
+
+def _save(path: Path, modules: dict, optimizer, scheduler, epoch: int, epochs: int,
+          history: History):
+    state = {"epoch": epoch, "epochs": epochs, "history": history.state_dict(),
              "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict() if scheduler else None,
              "modules": {name: m.state_dict() for name, m in modules.items()}}
@@ -133,7 +137,7 @@ def fit(step_fn: Callable[[object], torch.Tensor], loader: Iterable,
     if checkpoint_dir is not None:
         if not modules:
             raise ValueError("checkpoint_dir needs modules={'name': module, ...} to save")
-        ckpt = Path(checkpoint_dir) / "last.pt"
+        ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         if ckpt.exists():
             start_epoch = _resume(ckpt, modules, optimizer, scheduler, history)
@@ -198,7 +202,7 @@ def fit(step_fn: Callable[[object], torch.Tensor], loader: Iterable,
             history.epoch_loss.append(sum(epoch_losses) / len(epoch_losses))
         history.seconds = time.perf_counter() - t0
         if ckpt is not None:
-            _save(ckpt, modules, optimizer, scheduler, epoch, history)
+            _save(ckpt, modules, optimizer, scheduler, epoch, epochs, history)
         if max_steps is not None and history.steps >= max_steps:
             break
     bar.close()

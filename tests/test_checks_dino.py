@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -361,11 +362,18 @@ def test_dino_head_names_mistakes(kwargs, words):
 @pytest.mark.parametrize("kwargs, words", [
     (dict(init_std=None, init_bias=None), ["standard deviation", "nn.linear's default",
                                            "trunc_normal_(weight, std=0.02)"]),
-    (dict(init_std=0.05), ["standard deviation 0.05", "trunc_normal_"]),
+    (dict(init_std=0.05), ["standard deviation 0.0", "trunc_normal_"]),
     (dict(init_bias=0.1), ["bias of self.mlp.0 should start at 0"]),
 ])
 def test_dino_head_names_initialisation_mistakes(kwargs, words):
     fails_with(checks.check_dino_head, make_head(**kwargs), *words)
+
+
+def test_dino_head_reports_the_spread_it_measured():
+    with pytest.raises(AssertionError) as info:
+        checks.check_dino_head(make_head(init_std=0.05))
+    spread = float(re.search(r"standard deviation (\d\.\d+)", str(info.value)).group(1))
+    assert spread == pytest.approx(0.05, rel=0.1)      # a sample of the weights: near 0.05
 
 
 class DINOHeadOldAPITrainableGain(DINOHeadOldAPI):
