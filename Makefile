@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 BUILD  := build
 
-.PHONY: setup demo notebooks release test test-fast clean
+.PHONY: setup demo notebooks release test test-floor test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,26 @@ release: setup
 test: setup
 	COURSE_FAST=1 $(PY) -m pytest tests autograder/source --nbval-lax --nbval-current-env \
 		-p no:cacheprovider --durations=15
+
+## Colab's stack: a second environment at every floor of pyproject.toml (.ci/floor.txt:
+## the oldest torch, ipywidgets 7), running the widgets, the visible checks and every
+## master notebook in fast mode.
+FLOOR      := .ci/floor.txt
+FLOOR_VENV ?= .venv-floor
+FLOOR_PY   := $(FLOOR_VENV)/bin/python
+
+$(FLOOR_VENV)/.installed: pyproject.toml $(FLOOR)
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_PY) -m pip install --quiet -c $(FLOOR) torch torchvision
+	$(FLOOR_PY) -m pip install --quiet -c $(FLOOR) -e ".[dev]"
+	touch $@
+
+test-floor: $(FLOOR_VENV)/.installed
+	$(FLOOR_PY) -m pip freeze | grep -i -E '^(torch|torchvision|ipywidgets|numpy)=='
+	COURSE_FAST=1 COURSE_FLOOR_ENV=1 $(FLOOR_PY) -m pytest tests/test_plots_widgets.py tests/test_floor.py \
+		tests/test_checks_simclr.py tests/test_checks_moco.py tests/test_checks_mae.py \
+		tests/test_checks_dino.py autograder/source --nbval-lax --nbval-current-env \
+		-p no:cacheprovider
 
 ## Unit tests only (seconds).
 test-fast: setup

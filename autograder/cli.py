@@ -25,7 +25,8 @@ from .course import (
     submitted_students)
 from .demo import demo
 from .grading import autograde
-from . import measured
+from . import links, measured
+from .publish import publish
 from .release import check_release, release
 from .reports import export, feedback, summary_table
 
@@ -65,6 +66,11 @@ def parse_args(argv=None):
     p = commands.add_parser("export", help="grades CSV (nbgrader export)")
     p.add_argument("--to", type=Path, default=Path("grades.csv"))
 
+    p = commands.add_parser("publish", help="write the student repository (no masters, graders or answers)")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--repo-url", default=None,
+                   help="where students get it (default: pyproject.toml's [project.urls] Repository)")
+
     p = commands.add_parser("demo", help="grade the reference submissions in build/demo/")
     p.add_argument("--work-dir", type=Path, default=REPO_DIR / "build" / "demo")
     return parser.parse_args(argv)
@@ -79,11 +85,14 @@ def main(argv=None) -> int:
                 raise CourseError("name an assignment or pass --all")
             for path in measured.write(course):
                 print(f"wrote the measured figures of {path}")
+            for path in links.write(course):
+                print(f"pointed the install cell and the Colab badge of {path} at {links.repo_url()}")
             for path in release(course, pick_assignments(course, None if args.all else args.assignment),
                                 args.notebooks_dir):
                 print(f"wrote {path}")
         elif args.command == "check-release":
-            problems = measured.check(course) + check_release(course, args.notebooks_dir)
+            problems = (measured.check(course) + links.check(course)
+                        + check_release(course, args.notebooks_dir))
             if problems:
                 print("The student notebooks or the measured figures are out of date:\n  "
                       + "\n  ".join(problems)
@@ -126,6 +135,11 @@ def main(argv=None) -> int:
                     print(f"{assignment}: feedback in {folder}")
         elif args.command == "export":
             print(f"wrote {export(course, args.to)}")
+        elif args.command == "publish":
+            url = args.repo_url or links.repo_url()
+            files = publish(course, args.out_dir, url)
+            print(f"wrote {len(files)} files for students in {args.out_dir.resolve()} "
+                  f"(pointed at {url}); no line of a solution or of the grader is among them")
         elif args.command == "demo":
             return demo(course, args.work_dir)
     except CourseError as error:
