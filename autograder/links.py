@@ -16,6 +16,10 @@ from pathlib import Path
 from .course import REPO_DIR, cell_source
 
 PYPROJECT = REPO_DIR / "pyproject.toml"
+README = REPO_DIR / "README.md"
+README_BEGIN = ("<!-- Colab links: generated from pyproject.toml's [project.urls] Repository by "
+                "`python -m autograder release` -->")
+README_END = "<!-- end of the Colab links -->"
 INSTALL_CELL_IDS = ("setup-colab", "setup_colab")
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 _PIP_URL = re.compile(r'git\+[^"\'\s]+')
@@ -77,6 +81,24 @@ def point_at(book: dict, url: str, notebook: str) -> dict:
     return book
 
 
+def readme_section(url: str, notebooks: list[str]) -> str:
+    """The README's badges, one per notebook, and the install line, for ``url``."""
+    rows = "\n".join(f"| `notebooks/{name}` | {badge(url, name).strip() or '-'} |"
+                     for name in notebooks)
+    return (f"{README_BEGIN}\n| notebook | open it on Colab |\n| --- | --- |\n{rows}\n\n"
+            f"The first code cell of every notebook installs `course_utils` on Colab (and "
+            f"only there):\n\n```python\n%pip install -q \"git+{url}\"\n```\n{README_END}")
+
+
+def _readme_texts(course_dir: Path, url: str, readme: Path) -> tuple[str, str]:
+    text = readme.read_text(encoding="utf-8")
+    if README_BEGIN not in text or README_END not in text:
+        return text, text
+    section = readme_section(url, [p.name for p in _masters(course_dir)])
+    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    return text, text[:start] + section + text[end:]
+
+
 def _masters(course_dir: Path) -> list[Path]:
     return sorted((Path(course_dir) / "source").glob("*/*.ipynb"))
 
@@ -87,21 +109,29 @@ def _pointed(path: Path, url: str) -> tuple[str, str]:
     return text, json.dumps(book, indent=1, ensure_ascii=False) + "\n"
 
 
-def write(course_dir: Path, url: str | None = None) -> list[Path]:
-    """Point every master at ``url`` (pyproject's by default); the paths that changed."""
-    url = url or repo_url()
+def _texts(course_dir: Path, url: str, readme: Path | None) -> dict[Path, tuple[str, str]]:
+    """path -> (text now, text pointed at ``url``) for every master and the README."""
+    out = {path: _pointed(path, url) for path in _masters(course_dir)}
+    if readme is not None and readme.exists():
+        out[readme] = _readme_texts(course_dir, url, readme)
+    return out
+
+
+def write(course_dir: Path, url: str | None = None, readme: Path | None = README) -> list[Path]:
+    """Point every master and the README at ``url`` (pyproject's by default); the paths
+    that changed."""
     changed = []
-    for path in _masters(course_dir):
-        now, pointed = _pointed(path, url)
+    for path, (now, pointed) in _texts(course_dir, url or repo_url(), readme).items():
         if now != pointed:
             path.write_text(pointed, encoding="utf-8")
             changed.append(path)
     return changed
 
 
-def check(course_dir: Path, url: str | None = None) -> list[str]:
-    """The masters whose install cell or badge do not point at ``url``, one line each."""
+def check(course_dir: Path, url: str | None = None, readme: Path | None = README) -> list[str]:
+    """The files whose install line or Colab links do not point at ``url``, one line each."""
     url = url or repo_url()
-    return [f"{path.name}: the install cell or the Colab badge do not point at {url} "
+    return [f"{path.name}: the install cell or the Colab links do not point at {url} "
             f"(pyproject.toml's [project.urls] Repository)"
-            for path in _masters(course_dir) if len(set(_pointed(path, url))) > 1]
+            for path, (now, pointed) in _texts(course_dir, url, readme).items()
+            if now != pointed]

@@ -22,7 +22,7 @@ END = "<!-- end of the measured figures -->"
 ACCURACIES = {"knn": "kNN", "linear": "linear probe"}    # their column headings
 NOT_FIGURES = {"notebook", "mode", "hardware", "dataset", "training_minutes",
                "notebook_minutes", "spread", "runs", "command", "commit", "date", "seeds",
-               "title", "note", "device", "seconds", "file"}
+               "title", "note", "device", "seconds", "file", "epochs"}
 
 
 def load_records(results_dir: Path = RESULTS_DIR) -> list[dict]:
@@ -110,6 +110,57 @@ def readme_section(records: list[dict]) -> str:
     return f"{BEGIN}\n{body}\n{END}"
 
 
+# ---------------------------------------------------------------------------- budget by GPU
+
+BUDGET_BEGIN = ("<!-- full-mode budget by GPU: generated from benchmarks/results/ by "
+                "`python -m autograder release` -->")
+BUDGET_END = "<!-- end of the budget by GPU -->"
+BUDGET_MIN, MAX_EPOCHS = 15, 200       # the notebooks' TIME_BUDGET_MIN and 01's MAX_EPOCHS
+# GPU class -> (compute capability, peak dense 16-bit tensor TFLOPS from the vendor's data
+# sheet). An unmeasured class is estimated from a measured run by the ratio of these peaks:
+# small 32x32 models rarely reach peak, so the estimates are rough; the notebooks' probe
+# measures the real speed on the student's GPU before training.
+GPU_CLASSES = {"H100 / H200": (9.0, 989), "A100": (8.0, 312), "L4": (8.9, 121),
+               "T4 (Colab's free GPU)": (7.5, 65)}
+GPU_OF_HARDWARE = {"H200": "H100 / H200", "H100": "H100 / H200", "A100": "A100", "L4": "L4",
+                   "T4": "T4 (Colab's free GPU)"}
+
+
+def _gpu_class(record: dict) -> str | None:
+    return next((cls for name, cls in GPU_OF_HARDWARE.items()
+                 if name in record.get("hardware", "")), None)
+
+
+def budget_table(records: list[dict]) -> str:
+    """Seconds per epoch and the epochs that fit BUDGET_MIN, by GPU class: measured where a
+    full-mode GPU record has them, else estimated from one and marked so."""
+    runs = [r for r in records if r.get("mode") == "full" and r.get("epochs")
+            and _gpu_class(r)]
+    lines = ["| notebook | GPU | precision | s per epoch | epochs in 15 min | from |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for run in runs:
+        per_epoch = 60 * run["training_minutes"] / run["epochs"]
+        base = GPU_CLASSES[_gpu_class(run)][1]
+        for cls, (capability, peak) in GPU_CLASSES.items():
+            measured = cls == _gpu_class(run)
+            seconds = per_epoch * base / peak
+            epochs = int(min(MAX_EPOCHS, max(1, BUDGET_MIN * 60 // seconds)))
+            precision = "bfloat16" if capability >= 8 else "float16 + gradient scaler"
+            source = (f"measured: `{run['file']}`" if measured else
+                      f"**estimate**: `{run['file']}` x {base} / {peak} peak TFLOPS")
+            lines.append(f"| {run['notebook']} | {cls} | {precision} | {seconds:.1f} | "
+                         f"{epochs} | {source} |")
+    if not runs:
+        lines.append("| no full-mode GPU run recorded yet | | | | | |")
+    return f"{BUDGET_BEGIN}\n" + "\n".join(lines) + f"\n{BUDGET_END}"
+
+
+def _replace_between(text: str, begin: str, end: str, section: str) -> str:
+    if begin not in text or end not in text:
+        return text
+    return text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+
+
 def _master_paths(source_dir: Path) -> list[Path]:
     return sorted(source_dir.glob("*/*.ipynb"))
 
@@ -131,9 +182,9 @@ def expected_texts(course_dir: Path, readme: Path = README,
         for cell in _measured_cells(book):
             out[path] = ("".join(cell["source"]), notebook_cell(path.stem, records))
     text = readme.read_text(encoding="utf-8")
-    if BEGIN in text and END in text:
-        now = text[text.index(BEGIN):text.index(END) + len(END)]
-        out[readme] = (now, readme_section(records))
+    expected = _replace_between(text, BEGIN, END, readme_section(records))
+    out[readme] = (text, _replace_between(expected, BUDGET_BEGIN, BUDGET_END,
+                                          budget_table(records)))
     return out
 
 
@@ -144,8 +195,7 @@ def write(course_dir: Path, readme: Path = README, results_dir: Path = RESULTS_D
         if now == expected:
             continue
         if path == readme:
-            text = readme.read_text(encoding="utf-8")
-            readme.write_text(text.replace(now, expected), encoding="utf-8")
+            readme.write_text(expected, encoding="utf-8")
         else:
             book = json.loads(path.read_text(encoding="utf-8"))
             for cell in _measured_cells(book):
@@ -162,6 +212,7 @@ def check(course_dir: Path, readme: Path = README, results_dir: Path = RESULTS_D
                 for path, (now, expected) in expected_texts(course_dir, readme,
                                                             results_dir).items()
                 if now != expected]
-    if readme.exists() and BEGIN not in readme.read_text(encoding="utf-8"):
-        problems.append(f"{readme.name}: no measured-figures section ({BEGIN!r})")
+    for marker in (BEGIN, BUDGET_BEGIN):
+        if readme.exists() and marker not in readme.read_text(encoding="utf-8"):
+            problems.append(f"{readme.name}: no generated section ({marker!r})")
     return problems

@@ -116,7 +116,7 @@ def student_notebooks(course_dir: Path, url: str, target: Path) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
         copy = copy_course(course_dir, Path(tmp) / "course")
-        links.write(copy, url)
+        links.write(copy, url, readme=None)
         for assignment in source_assignments(copy):
             for notebook in generate(copy, assignment, database=False):
                 written.append(Path(shutil.copyfile(notebook, target / notebook.name)))

@@ -140,8 +140,19 @@ def test_check_release_catches_a_master_pointing_elsewhere(tmp_path):
     shutil.copytree(COURSE_DIR / "source", course / "source")
     master = sorted((course / "source").glob("*/*.ipynb"))[0]
     master.write_text(master.read_text().replace(links.repo_url(), "https://github.com/old/place"))
-    assert len(links.check(course)) == 1
-    assert links.write(course) == [master] and links.check(course) == []
+    readme = tmp_path / "README.md"
+    readme.write_text(links.README.read_text().replace(links.repo_url(), "https://x.org/old"))
+    assert len(links.check(course, readme=readme)) == 2
+    assert links.write(course, readme=readme) == [master, readme]
+    assert links.check(course, readme=readme) == []
+    assert f'git+{links.repo_url()}"' in readme.read_text()
+
+
+def test_the_readme_links_every_notebook_to_colab():
+    text = links.README.read_text()
+    section = text[text.index(links.README_BEGIN):text.index(links.README_END)]
+    for master in sorted((COURSE_DIR / "source").glob("*/*.ipynb")):
+        assert links.colab_url(links.repo_url(), master.name) in section
 
 
 def test_a_repository_colab_cannot_open_gets_no_badge():
