@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from .course import REPO_DIR, cell_source
+from .course import COURSE_DIR, REPO_DIR, cell_source
 
 PYPROJECT = REPO_DIR / "pyproject.toml"
 README = REPO_DIR / "README.md"
@@ -90,11 +90,12 @@ def readme_section(url: str, notebooks: list[str]) -> str:
             f"only there):\n\n```python\n%pip install -q \"git+{url}\"\n```\n{README_END}")
 
 
-def _readme_texts(course_dir: Path, url: str, readme: Path) -> tuple[str, str]:
+def _readme_texts(url: str, readme: Path) -> tuple[str, str]:
+    """The README lists this repository's notebooks, whichever course is being released."""
     text = readme.read_text(encoding="utf-8")
     if README_BEGIN not in text or README_END not in text:
         return text, text
-    section = readme_section(url, [p.name for p in _masters(course_dir)])
+    section = readme_section(url, [p.name for p in _masters(COURSE_DIR)])
     start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
     return text, text[:start] + section + text[end:]
 
@@ -113,7 +114,7 @@ def _texts(course_dir: Path, url: str, readme: Path | None) -> dict[Path, tuple[
     """path -> (text now, text pointed at ``url``) for every master and the README."""
     out = {path: _pointed(path, url) for path in _masters(course_dir)}
     if readme is not None and readme.exists():
-        out[readme] = _readme_texts(course_dir, url, readme)
+        out[readme] = _readme_texts(url, readme)
     return out
 
 
