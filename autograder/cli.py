@@ -86,7 +86,7 @@ def main(argv=None) -> int:
             for path in measured.write(course):
                 print(f"wrote the measured figures of {path}")
             for path in links.write(course):
-                print(f"pointed the install cell and the Colab badge of {path} at {links.repo_url()}")
+                print(f"pointed the Colab install line and links of {path} at {links.repo_url()}")
             for path in release(course, pick_assignments(course, None if args.all else args.assignment),
                                 args.notebooks_dir):
                 print(f"wrote {path}")

@@ -81,10 +81,15 @@ def point_at(book: dict, url: str, notebook: str) -> dict:
     return book
 
 
+def badge_rows(url: str, notebooks: list[str]) -> str:
+    """Markdown table rows: each notebook and its badge ('-' where Colab cannot open it)."""
+    return "\n".join(f"| `notebooks/{name}` | {badge(url, name).strip() or '-'} |"
+                      for name in notebooks)
+
+
 def readme_section(url: str, notebooks: list[str]) -> str:
     """The README's badges, one per notebook, and the install line, for ``url``."""
-    rows = "\n".join(f"| `notebooks/{name}` | {badge(url, name).strip() or '-'} |"
-                     for name in notebooks)
+    rows = badge_rows(url, notebooks)
     return (f"{README_BEGIN}\n| notebook | open it on Colab |\n| --- | --- |\n{rows}\n\n"
             f"The first code cell of every notebook installs `course_utils` on Colab (and "
             f"only there):\n\n```python\n%pip install -q \"git+{url}\"\n```\n{README_END}")

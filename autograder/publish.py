@@ -163,8 +163,7 @@ STUDENT_README = Path(__file__).with_name("student_README.md")   # {url}, {rows}
 
 
 def student_readme(url: str, notebooks: list[Path]) -> str:
-    rows = "\n".join(f"| `notebooks/{p.name}` | {links.badge(url, p.name).strip() or '-'} |"
-                     for p in notebooks)
+    rows = links.badge_rows(url, [p.name for p in notebooks])
     return STUDENT_README.read_text(encoding="utf-8").format(url=url, rows=rows)
 
 

@@ -71,30 +71,43 @@ def _sync(device: torch.device) -> None:
 
 def seconds_per_step(step_fn: Callable, loader, optimizer: torch.optim.Optimizer, *,
                      modules: dict[str, nn.Module], device: torch.device, steps: int = 10,
-                     warmup: int = 3, **fit_kwargs) -> float:
-    """Seconds per training step of ``step_fn`` on ``device``, timed after ``warmup`` steps.
+                     warmup: int = 3, after_step: Callable[[int], None] | None = None,
+                     **fit_kwargs) -> float:
+    """Seconds per training step of ``step_fn`` on ``device``: the ``steps`` steps after
+    ``warmup`` (the first batches, the data workers' start, the GPU's autotuning), timed in
+    one pass over ``loader`` with the device synchronised at both ends.
 
     The probe runs real steps at a learning rate of 0 (the same work, no step that could
     diverge); ``modules`` (everything the steps change: batch-norm statistics, a teacher)
     and the optimiser's state are put back as they were afterwards, so the run that
-    follows starts from the same weights. ``fit_kwargs`` go to :func:`course_utils.train.fit`.
+    follows starts from the same weights. ``fit_kwargs`` go to
+    :func:`course_utils.train.fit`.
     """
+    warmup = max(1, warmup)
+    last = warmup + steps - 1
+    marks: dict[int, float] = {}
+
+    def timed(step: int) -> None:
+        if after_step is not None:
+            after_step(step)
+        if step in (warmup - 1, last):
+            _sync(device)
+            marks[step] = time.perf_counter()
+
     saved_modules = {name: copy.deepcopy(m.state_dict()) for name, m in modules.items()}
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     for group in optimizer.param_groups:
         group["lr"] = 0.0        # the same work per step; no step that could diverge
     try:
-        fit(step_fn, loader, optimizer, max_steps=warmup, device=device, progress=False,
-            **fit_kwargs)
-        _sync(device)
-        history = fit(step_fn, loader, optimizer, max_steps=steps, device=device,
-                      progress=False, **fit_kwargs)
-        _sync(device)
-        return history.seconds / max(1, history.steps)
+        fit(step_fn, loader, optimizer, epochs=last + 1, max_steps=last + 1, device=device,
+            progress=False, after_step=timed, **fit_kwargs)
     finally:
         for name, m in modules.items():
             m.load_state_dict(saved_modules[name])
         optimizer.load_state_dict(saved_optimizer)
+    if last not in marks:
+        raise ValueError("the loader gave no batch to time")
+    return (marks[last] - marks[warmup - 1]) / steps
 
 
 def epochs_within(budget_min: float, seconds_per_epoch: float, max_epochs: int) -> int:

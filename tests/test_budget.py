@@ -115,3 +115,20 @@ def test_a_resumed_run_keeps_the_plan_it_started_with(tmp_path):
     plan = plan_epochs(None, 1, steps_per_epoch=10, probe=lambda: 1.0, max_epochs=200,
                        checkpoint_dir=tmp_path / "new")
     assert (plan.epochs, plan.source) == (6, "time budget")
+
+
+def test_the_probe_times_after_the_warmup_across_epochs(monkeypatch):
+    """A fake clock: the first step (the warm-up) costs 5 s, every other 0.5 s; the loader
+    holds 3 batches, so the timed steps run over several epochs."""
+    model, optimizer, step_fn, _ = regression_problem()
+    clock = [0.0]
+    monkeypatch.setattr(budget.time, "perf_counter", lambda: clock[0])
+    batches = [(torch.randn(8, 4), torch.randn(8, 1)) for _ in range(3)]
+
+    def slow_first(batch):
+        clock[0] += 5.0 if clock[0] == 0.0 else 0.5
+        return step_fn(batch)
+
+    seconds = seconds_per_step(slow_first, batches, optimizer, modules={"model": model},
+                               device=CPU, steps=7, warmup=1)
+    assert seconds == pytest.approx(0.5)
