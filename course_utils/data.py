@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .runtime import project_root
+from .runtime import flag, project_root
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 DOWNLOAD_TIMEOUT_S = 30
@@ -107,8 +107,9 @@ def data_dir() -> Path:
 
 
 def offline() -> bool:
-    """True when ``COURSE_OFFLINE=1``: no download is attempted."""
-    return os.environ.get("COURSE_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+    """True when ``COURSE_OFFLINE`` is on (``1``, ``true``, ``yes``, ``on``): no download
+    is attempted."""
+    return flag("COURSE_OFFLINE")
 
 
 # ---------------------------------------------------------------------------- the front door
@@ -407,10 +408,8 @@ class TwoViewDataset(Dataset):
 def gpu_augment_enabled(device: torch.device) -> bool:
     """Batched augmentation on the training device: on CUDA unless ``COURSE_GPU_AUGMENT=0``;
     ``COURSE_GPU_AUGMENT=1`` turns it on for any device (the CPU too, to test that path)."""
-    flag = os.environ.get("COURSE_GPU_AUGMENT", "").strip().lower()
-    if flag in {"1", "true", "yes", "on"}:
-        return True
-    return device.type == "cuda" and flag not in {"0", "false", "no", "off"}
+    switch = flag("COURSE_GPU_AUGMENT", default=None)
+    return device.type == "cuda" if switch is None else switch
 
 
 def view_loader(arrays: ImageArrays, transform: Callable, batch_size: int, *,

@@ -33,8 +33,20 @@ def is_grading() -> bool:
     return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def flag(name: str, default: bool | None = False) -> bool | None:
+    """An on/off environment variable, read the same way everywhere: ``1``, ``true``,
+    ``yes`` or ``on`` (any case) is True, ``0``, ``false``, ``no`` or ``off`` is False,
+    unset or empty is ``default``; anything else raises (a typo is not silently off)."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in TRUE | FALSE:
+        return value in TRUE
+    raise ValueError(f"{name}={os.environ[name]!r}: use one of {sorted(TRUE)} to turn it on "
+                     f"or one of {sorted(FALSE)} to turn it off")
 
 
 def run_mode() -> str:
@@ -46,7 +58,7 @@ def run_mode() -> str:
         if forced not in MODES:
             raise ValueError(f"COURSE_MODE={forced!r}: expected one of {MODES}")
         return forced
-    if _flag("COURSE_FAST"):
+    if flag("COURSE_FAST"):
         return "fast"
     return "full" if torch.cuda.is_available() else "fast"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import runtime
+from course_utils import data, runtime
 
 
 @pytest.fixture
@@ -121,3 +121,28 @@ def test_is_colab_from_environment(env):
     env.setenv("COLAB_RELEASE_TAG", "release-colab_20250101-060000_RC00")
     assert runtime.is_colab()
     assert "Colab" in runtime.banner("shapes", mode="fast", device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("1", True), ("true", True), ("Yes", True), (" on ", True),
+    ("0", False), ("false", False), ("NO", False), ("off", False), ("", None)])
+def test_a_flag_reads_the_same_values_everywhere(env, value, expected):
+    env.setenv("COURSE_X", value)
+    assert runtime.flag("COURSE_X", default=None) is expected
+    env.delenv("COURSE_X")
+    assert runtime.flag("COURSE_X") is False and runtime.flag("COURSE_X", default=None) is None
+
+
+def test_a_mistyped_flag_is_an_error_not_off(env):
+    env.setenv("COURSE_OFFLINE", "ture")
+    with pytest.raises(ValueError, match="COURSE_OFFLINE='ture'"):
+        runtime.flag("COURSE_OFFLINE")
+
+
+@pytest.mark.parametrize("name, read", [
+    ("COURSE_FAST", lambda: runtime.run_mode() == "fast"),
+    ("COURSE_OFFLINE", lambda: data.offline()),
+    ("COURSE_GPU_AUGMENT", lambda: data.gpu_augment_enabled(torch.device("cpu")))])
+def test_every_flag_of_the_course_takes_on(env, name, read):
+    env.setenv(name, "on")                 # COURSE_OFFLINE=on was ignored before
+    assert read()
