@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 BUILD  := build
 
-.PHONY: setup demo notebooks release test test-main test-floor test-fast clean
+.PHONY: setup demo notebooks release test test-main floor-env test-floor test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -36,8 +36,11 @@ notebooks: setup
 release: setup
 	$(PY) -m autograder release --all
 
-## The whole test suite (what CI runs): the main suite, then Colab's stack at the floors.
-test: test-main test-floor
+## The whole test suite (what CI runs): the main suite while the floor environment installs
+## beside it, then Colab's stack at the floors.
+test: setup
+	$(MAKE) -j2 test-main floor-env
+	$(MAKE) test-floor
 
 ## Unit tests, notebook sync, autograder end to end, and every master notebook executed
 ## by nbval in fast mode, in .venv (the newest releases pyproject.toml allows here).
@@ -58,7 +61,9 @@ $(FLOOR_VENV)/.installed: pyproject.toml $(FLOOR)
 	$(FLOOR_PY) -m pip install --quiet -c $(FLOOR) -e ".[dev]"
 	touch $@
 
-test-floor: $(FLOOR_VENV)/.installed
+floor-env: $(FLOOR_VENV)/.installed
+
+test-floor: floor-env
 	$(FLOOR_PY) -m pip freeze | grep -i -E '^(torch|torchvision|ipywidgets|numpy)=='
 	COURSE_FAST=1 COURSE_FLOOR_ENV=1 $(FLOOR_PY) -m pytest tests/test_plots_widgets.py tests/test_floor.py \
 		tests/test_checks_simclr.py tests/test_checks_moco.py tests/test_checks_mae.py \
