@@ -47,15 +47,3 @@ def test_the_probe_sizes_the_run_and_its_schedules_finish(monkeypatch, assignmen
     assert history.lr[-1] < 1e-3 * max(history.lr)  # the cosine ended with the run
     if "dino" in ns:
         assert ns["dino"].momentum[-1] == pytest.approx(1.0, abs=1e-3)   # and the teacher's
-
-
-@pytest.mark.notebook
-def test_a_budget_shorter_than_an_epoch_still_trains_one(monkeypatch):
-    ns = train_in_full_mode(monkeypatch, "01_simclr_ntxent", TIME_BUDGET_MIN=1e-4)
-    assert ns["plan"].epochs == 1 and ns["history"].steps == STEPS_PER_EPOCH
-
-
-@pytest.mark.notebook
-def test_epochs_set_by_hand_are_not_probed(monkeypatch):
-    ns = train_in_full_mode(monkeypatch, "01_simclr_ntxent", EPOCHS=1, TIME_BUDGET_MIN=30)
-    assert ns["plan"].source == "EPOCHS" and ns["history"].steps == STEPS_PER_EPOCH
