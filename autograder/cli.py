@@ -85,8 +85,9 @@ def main(argv=None) -> int:
                 raise CourseError("name an assignment or pass --all")
             for path in measured.write(course):
                 print(f"wrote the measured figures of {path}")
-            for path in links.write(course):
-                print(f"pointed the Colab install line and links of {path} at {links.repo_url()}")
+            url = links.repo_url()
+            for path in links.write(course, url):
+                print(f"pointed the Colab install line and links of {path} at {url}")
             for path in release(course, pick_assignments(course, None if args.all else args.assignment),
                                 args.notebooks_dir):
                 print(f"wrote {path}")

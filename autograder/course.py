@@ -120,6 +120,19 @@ def master_notebooks(course_dir: Path, assignment: str) -> list[Path]:
     return sorted((Path(course_dir) / "source" / assignment).glob("*.ipynb"))
 
 
+def all_masters(course_dir: Path) -> list[Path]:
+    """Every master notebook of the course, sorted by path."""
+    return sorted((Path(course_dir) / "source").glob("*/*.ipynb"))
+
+
+def replace_between(text: str, begin: str, end: str, section: str) -> str:
+    """``text`` with its part from marker ``begin`` to marker ``end`` (both included)
+    replaced by ``section``; unchanged when either marker is missing."""
+    if begin not in text or end not in text:
+        return text
+    return text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+
+
 def pick_assignments(course_dir: Path, assignment: str | None) -> list[str]:
     known = source_assignments(course_dir)
     if assignment is None:

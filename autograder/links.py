@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from .course import COURSE_DIR, REPO_DIR, cell_source
+from .course import COURSE_DIR, REPO_DIR, all_masters, cell_source, replace_between
 
 PYPROJECT = REPO_DIR / "pyproject.toml"
 README = REPO_DIR / "README.md"
@@ -98,15 +98,8 @@ def readme_section(url: str, notebooks: list[str]) -> str:
 def _readme_texts(url: str, readme: Path) -> tuple[str, str]:
     """The README lists this repository's notebooks, whichever course is being released."""
     text = readme.read_text(encoding="utf-8")
-    if README_BEGIN not in text or README_END not in text:
-        return text, text
-    section = readme_section(url, [p.name for p in _masters(COURSE_DIR)])
-    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
-    return text, text[:start] + section + text[end:]
-
-
-def _masters(course_dir: Path) -> list[Path]:
-    return sorted((Path(course_dir) / "source").glob("*/*.ipynb"))
+    section = readme_section(url, [p.name for p in all_masters(COURSE_DIR)])
+    return text, replace_between(text, README_BEGIN, README_END, section)
 
 
 def _pointed(path: Path, url: str) -> tuple[str, str]:
@@ -117,7 +110,7 @@ def _pointed(path: Path, url: str) -> tuple[str, str]:
 
 def _texts(course_dir: Path, url: str, readme: Path | None) -> dict[Path, tuple[str, str]]:
     """path -> (text now, text pointed at ``url``) for every master and the README."""
-    out = {path: _pointed(path, url) for path in _masters(course_dir)}
+    out = {path: _pointed(path, url) for path in all_masters(course_dir)}
     if readme is not None and readme.exists():
         out[readme] = _readme_texts(url, readme)
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .course import REPO_DIR
+from .course import REPO_DIR, all_masters, replace_between
 
 RESULTS_DIR = REPO_DIR / "benchmarks" / "results"
 README = REPO_DIR / "README.md"
@@ -133,7 +133,11 @@ def _gpu_class(record: dict) -> str | None:
 
 def budget_table(records: list[dict]) -> str:
     """Seconds per epoch and the epochs that fit BUDGET_MIN, by GPU class: measured where a
-    full-mode GPU record has them, else estimated from one and marked so."""
+    full-mode GPU record has them, else estimated from one and marked so. The epochs and
+    the precision follow the notebooks' own rules (course_utils: the probe's
+    ``epochs_within``, ``autocast_for``'s capability threshold)."""
+    from course_utils.budget import epochs_within      # torch: imported only here
+    from course_utils.train import BF16_MIN_CAPABILITY
     runs = [r for r in records if r.get("mode") == "full" and r.get("epochs")
             and _gpu_class(r)]
     lines = ["| notebook | GPU | precision | s per epoch | epochs in 15 min | from |",
@@ -144,8 +148,9 @@ def budget_table(records: list[dict]) -> str:
         for cls, (capability, peak) in GPU_CLASSES.items():
             measured = cls == _gpu_class(run)
             seconds = per_epoch * base / peak
-            epochs = int(min(MAX_EPOCHS, max(1, BUDGET_MIN * 60 // seconds)))
-            precision = "bfloat16" if capability >= 8 else "float16 + gradient scaler"
+            epochs = epochs_within(BUDGET_MIN, seconds, MAX_EPOCHS)
+            precision = ("bfloat16" if capability >= BF16_MIN_CAPABILITY
+                         else "float16 + gradient scaler")
             source = (f"measured: `{run['file']}`" if measured else
                       f"**estimate**: `{run['file']}` x {base} / {peak} peak TFLOPS")
             lines.append(f"| {run['notebook']} | {cls} | {precision} | {seconds:.1f} | "
@@ -153,16 +158,6 @@ def budget_table(records: list[dict]) -> str:
     if not runs:
         lines.append("| no full-mode GPU run recorded yet | | | | | |")
     return f"{BUDGET_BEGIN}\n" + "\n".join(lines) + f"\n{BUDGET_END}"
-
-
-def _replace_between(text: str, begin: str, end: str, section: str) -> str:
-    if begin not in text or end not in text:
-        return text
-    return text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-
-
-def _master_paths(source_dir: Path) -> list[Path]:
-    return sorted(source_dir.glob("*/*.ipynb"))
 
 
 def _measured_cells(book: dict) -> list[dict]:
@@ -177,14 +172,14 @@ def expected_texts(course_dir: Path, readme: Path = README,
     the README."""
     records = load_records(results_dir)
     out = {}
-    for path in _master_paths(course_dir / "source"):
+    for path in all_masters(course_dir):
         book = json.loads(path.read_text(encoding="utf-8"))
         for cell in _measured_cells(book):
             out[path] = ("".join(cell["source"]), notebook_cell(path.stem, records))
     text = readme.read_text(encoding="utf-8")
-    expected = _replace_between(text, BEGIN, END, readme_section(records))
-    out[readme] = (text, _replace_between(expected, BUDGET_BEGIN, BUDGET_END,
-                                          budget_table(records)))
+    expected = replace_between(text, BEGIN, END, readme_section(records))
+    out[readme] = (text, replace_between(expected, BUDGET_BEGIN, BUDGET_END,
+                                         budget_table(records)))
     return out
 
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from . import links
-from .course import REPO_DIR, CourseError, cell_source, source_assignments
+from .course import REPO_DIR, CourseError, all_masters, cell_source, source_assignments
 from .release import copy_course, generate
 
 PACKAGE = "course_utils"
@@ -43,7 +43,7 @@ def _between(text: str, begin: str, end: str) -> list[str]:
 def solution_lines(course_dir: Path) -> set[str]:
     """Every line of the masters' solutions and hidden tests (stripped)."""
     lines = set()
-    for master in sorted((Path(course_dir) / "source").glob("*/*.ipynb")):
+    for master in all_masters(course_dir):
         for cell in json.loads(master.read_text(encoding="utf-8"))["cells"]:
             for begin, end in (SOLUTION, HIDDEN):
                 lines.update(ln.strip() for ln in _between(cell_source(cell), begin, end))
