@@ -1,5 +1,6 @@
 """Fast mode's question for notebook 01 (issue 14): on the offline shapes, how far above the
-random-init encoder does a short SimCLR run get, by data set variant, over seeds?
+random-init encoder does a short SimCLR run get, by the shapes' colours (any, a palette of
+N, or the notebooks' one scheme with ``--one-scheme``), over seeds?
 
 The loss, projection head and augmentation are the master notebook's own solutions; the
 encoder, loader, loop and evaluation are course_utils'. Prints one JSON line per seed and a
@@ -29,8 +30,10 @@ from notebook_code import run_cells  # noqa: E402
 
 def one_seed(args, ns, seed: int) -> dict:
     runtime.seed_everything(seed)
-    train_data = data.make_shapes(args.train, seed=seed, palette=args.palette)
-    test_data = data.make_shapes(args.test, seed=seed + 10_000, palette=args.palette)
+    colours = data.SHAPES_COLOURS if args.one_scheme else None
+    train_data = data.make_shapes(args.train, seed=seed, palette=args.palette, colours=colours)
+    test_data = data.make_shapes(args.test, seed=seed + 10_000, palette=args.palette,
+                                 colours=colours)
     device = torch.device("cpu")
     loader = data.view_loader(train_data, ns["simclr_transform"](32, blur=False), args.batch,
                               two_views=True, device=device)
@@ -65,6 +68,8 @@ def one_seed(args, ns, seed: int) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--palette", type=int, default=None, help="colours of the shapes (default: any)")
+    p.add_argument("--one-scheme", action="store_true",
+                   help="every image in data.SHAPES_COLOURS, as the notebooks' offline data")
     p.add_argument("--steps", type=int, default=250)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--train", type=int, default=2000)
@@ -81,7 +86,8 @@ def main():
         rows.append(one_seed(args, ns, seed))
         print(json.dumps({k: round(v, 1) if isinstance(v, float) else v
                           for k, v in rows[-1].items()}), flush=True)
-    print(f"palette {args.palette}, {args.steps} steps, {torch.get_num_threads()} threads, "
+    colours = "one scheme" if args.one_scheme else f"palette {args.palette}"
+    print(f"{colours}, {args.steps} steps, {torch.get_num_threads()} threads, "
           f"{len(rows)} seeds: mean (spread)")
     for key in [k for k in rows[0] if k not in ("seed", "steps")]:
         values = np.array([r[key] for r in rows])

@@ -8,10 +8,10 @@ Names understood by :func:`load_dataset`:
 
 ``cifar10``       torchvision's CIFAR-10, downloaded once into :func:`data_dir`.
 ``stl10``         torchvision's STL-10 (96x96; the labelled train/test splits).
-``shapes``        generated here, no network: 10 classes of coloured shapes and textures,
-                  32x32 RGB, with each object's pixels (``masks``). The offline default
-                  for fast mode, grading and CI; colours from a palette of
-                  :data:`SHAPES_PALETTE` (see :func:`make_shapes`).
+``shapes``        generated here, no network: 10 classes of shapes and textures, 32x32 RGB,
+                  with each object's pixels (``masks``). The offline default for fast
+                  mode, grading and CI: every object in one colour on a backdrop of
+                  another, :data:`SHAPES_COLOURS` (see :func:`make_shapes`).
 ``folder:PATH``   an ImageFolder (``PATH/<class>/*.jpg``, or ``PATH/<split>/<class>/*``),
                   or a ``.tar``/``.tar.gz`` archive holding one.
 """
@@ -126,7 +126,7 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
     if name == "shapes":
         n = limit or (5000 if split == "train" else 1000)
         return make_shapes(n, seed=seed + (0 if split == "train" else 10_000),
-                           palette=SHAPES_PALETTE)
+                           colours=SHAPES_COLOURS)
     if name == "cifar10":
         arrays = load_cifar10(split, root, download)
     elif name == "stl10":
@@ -258,11 +258,14 @@ def _load_tar(path: Path, split: str) -> ImageArrays:
 SHAPE_CLASSES = ["circle", "square", "triangle", "cross", "ring",
                  "stripes", "checker", "dots", "star", "crescent"]
 OBJECT_CLASSES = (0, 1, 2, 3, 4, 8, 9)     # one shape on a background (the rest: textures)
-# The offline data set's colours: each image's two colours come from 6 fixed ones, so colour
-# tells an image from few others and a short run must learn shape
-# (benchmarks/fast_mode_simclr.py --palette N compares palettes). Any colour (None) is
+# The offline data set's colours: every image is a blue shape (or texture) on a brown
+# backdrop, with pixel noise. Colour then tells no image from another, and what two crops
+# of one image share is its shape, so that a short run of any method learns shape rather
+# than colour (with colours that differ between images, DINO, which has no negatives,
+# clusters them by colour: benchmarks/fast_mode_simclr.py --palette N and
+# benchmarks/dino_fast_data.py measure it). Any colour (no palette, no colours) is
 # make_shapes' default.
-SHAPES_PALETTE = 6
+SHAPES_COLOURS = ((60, 80, 200), (170, 100, 85))     # (object, backdrop) RGB
 
 
 def _shape_mask(label: int, u: np.ndarray, v: np.ndarray, r: float, rng) -> np.ndarray:
@@ -304,21 +307,24 @@ def _colours(rng, palette: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     return fg, bg
 
 
-def make_shapes(n: int, image_size: int = 32, seed: int = 0,
-                palette: int | None = None) -> ImageArrays:
+def make_shapes(n: int, image_size: int = 32, seed: int = 0, palette: int | None = None,
+                colours: tuple | None = None) -> ImageArrays:
     """Generate ``n`` images of 10 shape/texture classes (balanced), no network needed.
 
-    Colour, position, size and rotation are random, so a good representation must be
-    about shape, which is what the SimCLR augmentations teach it. With ``palette``, the
-    two colours of an image are drawn from that many fixed colours (the same for every
-    split), so that colour alone no longer tells one image from the others. ``masks`` holds
-    each image's shape pixels (for a texture class, its foreground stripes, checks or dots).
+    Position, size and rotation are random, and so are the two colours of an image by
+    default, so a good representation must be about shape, which is what the augmentations
+    teach it. With ``palette``, the two colours are drawn from that many fixed colours (the
+    same for every split); with ``colours`` = (foreground RGB, background RGB), every image
+    has those two. ``masks`` holds each image's shape pixels (for a texture class, its
+    foreground stripes, checks or dots).
     """
+    if palette is not None and colours is not None:
+        raise ValueError("give a palette or fixed colours, not both")
     rng = np.random.default_rng(seed)
-    colours = None if palette is None else \
+    palette_rgb = None if palette is None else \
         np.random.default_rng(12345).uniform(0, 255, size=(palette, 3))
-    if colours is not None:
-        apart = np.abs(colours[:, None] - colours[None]).sum(-1) >= 200
+    if palette_rgb is not None:
+        apart = np.abs(palette_rgb[:, None] - palette_rgb[None]).sum(-1) >= 200
         if not apart.any(axis=1).all():
             raise ValueError(f"palette={palette}: some colour has no other far enough from "
                              f"it to draw a visible shape; use more colours")
@@ -335,11 +341,12 @@ def make_shapes(n: int, image_size: int = 32, seed: int = 0,
         x, y = xx - cx, yy - cy
         u, v = np.cos(theta) * x + np.sin(theta) * y, -np.sin(theta) * x + np.cos(theta) * y
         mask = masks[i] = _shape_mask(int(label), u, v, r, rng)
-        fg, bg = _colours(rng, colours)
+        fg, bg = (np.asarray(c, dtype=float) for c in colours) if colours is not None \
+            else _colours(rng, palette_rgb)
         img = np.where(mask[..., None], fg, bg) + rng.normal(0, 12, size=(image_size, image_size, 3))
         images[i] = np.clip(img, 0, 255).astype(np.uint8)
     return ImageArrays(images, labels, list(SHAPE_CLASSES), "shapes",
-                       {"seed": seed, "palette": palette}, masks)
+                       {"seed": seed, "palette": palette, "colours": colours}, masks)
 
 
 # ---------------------------------------------------------------------------- subsets
@@ -406,10 +413,11 @@ class TwoViewDataset(Dataset):
 # ---------------------------------------------------------------------------- view loaders
 
 def gpu_augment_enabled(device: torch.device) -> bool:
-    """Batched augmentation on the training device: on CUDA unless ``COURSE_GPU_AUGMENT=0``;
-    ``COURSE_GPU_AUGMENT=1`` turns it on for any device (the CPU too, to test that path)."""
+    """Batched augmentation on the training device: on CUDA and on the CPU (where it is
+    about ten times faster than PIL in the training process) unless
+    ``COURSE_GPU_AUGMENT=0``; ``COURSE_GPU_AUGMENT=1`` turns it on for any device."""
     switch = flag("COURSE_GPU_AUGMENT", default=None)
-    return device.type == "cuda" if switch is None else switch
+    return device.type in ("cuda", "cpu") if switch is None else switch
 
 
 def view_loader(arrays: ImageArrays, transform: Callable, batch_size: int, *,

@@ -59,7 +59,7 @@ def resnet18_cifar() -> ResNetCIFAR:
 
 def build_encoder(name: str) -> nn.Module:
     """'resnet18' (CIFAR stem), 'small', or a ViT size of :mod:`course_utils.vit`
-    ('vit_tiny', 'vit_micro'); every encoder has ``.feature_dim``."""
+    ('vit_tiny', 'vit_micro', 'vit_nano'); every encoder has ``.feature_dim``."""
     if name == "resnet18":
         return resnet18_cifar()
     if name == "small":

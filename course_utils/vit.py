@@ -184,16 +184,19 @@ class VisionTransformer(nn.Module):
 
 
 # Sizes for 32x32 images with 4x4 patches (64 tokens). "tiny" is ViT-Ti's width (Touvron et
-# al. 2021) at half its depth; "micro" trains in a minute or two on a CPU.
+# al. 2021) at half its depth; "micro" trains in a minute or two on a CPU; "nano" is micro
+# with two blocks, whose [CLS] attention settles on the object within a CPU run of DINO
+# (benchmarks/dino_fast_data.py).
 VIT_SIZES = {
     "vit_tiny": dict(embed_dim=192, depth=6, num_heads=3),
     "vit_micro": dict(embed_dim=64, depth=3, num_heads=4),
+    "vit_nano": dict(embed_dim=64, depth=2, num_heads=4),
 }
 
 
 def build_vit(name: str = "vit_tiny", img_size: int = 32, patch_size: int = 4,
               **overrides) -> VisionTransformer:
-    """A ViT by size name ('vit_tiny' or 'vit_micro'); keyword overrides win."""
+    """A ViT by size name (a key of VIT_SIZES); keyword overrides win."""
     if name not in VIT_SIZES:
         raise ValueError(f"unknown ViT size {name!r}: use one of {sorted(VIT_SIZES)}")
     kwargs = {**VIT_SIZES[name], **overrides}

@@ -622,18 +622,25 @@ def test_view_loader_cpu_path_is_a_dataloader(arrays, monkeypatch):
     loader = data.view_loader(arrays, simclr_compose(16), 8, gpu=False, device=CPU,
                               num_workers=0)
     assert isinstance(loader, DataLoader)
+    monkeypatch.setenv("COURSE_GPU_AUGMENT", "0")
+    loader = data.view_loader(arrays, simclr_compose(16), 8, device=CPU, num_workers=0)
+    assert isinstance(loader, DataLoader)                  # switched off: PIL workers
     monkeypatch.delenv("COURSE_GPU_AUGMENT", raising=False)
     loader = data.view_loader(arrays, simclr_compose(16), 8, device=CPU, num_workers=0)
-    assert isinstance(loader, DataLoader)                  # gpu=None on the CPU: PIL workers
+    assert isinstance(loader, B.GPUViewLoader)             # the default on the CPU: batched
 
 
-def test_gpu_augment_enabled_only_on_cuda_unless_switched_off(monkeypatch):
+def test_gpu_augment_enabled_on_cuda_and_cpu_unless_switched_off(monkeypatch):
     monkeypatch.delenv("COURSE_GPU_AUGMENT", raising=False)
     assert data.gpu_augment_enabled(torch.device("cuda"))
-    assert not data.gpu_augment_enabled(CPU)
+    assert data.gpu_augment_enabled(CPU)
+    assert not data.gpu_augment_enabled(torch.device("mps"))
     for off in ("0", "false", "No", " off "):
         monkeypatch.setenv("COURSE_GPU_AUGMENT", off)
         assert not data.gpu_augment_enabled(torch.device("cuda"))
+        assert not data.gpu_augment_enabled(CPU)
+    monkeypatch.setenv("COURSE_GPU_AUGMENT", "1")
+    assert data.gpu_augment_enabled(torch.device("mps"))
 
 
 def test_view_loader_falls_back_to_pil_for_untranslatable_transforms(arrays, capsys):
