@@ -261,10 +261,10 @@ OBJECT_CLASSES = (0, 1, 2, 3, 4, 8, 9)     # one shape on a background (the rest
 # The offline data set's colours: every image is a blue shape (or texture) on a brown
 # backdrop, with pixel noise. Colour then tells no image from another, and what two crops
 # of one image share is its shape, so that a short run of any method learns shape rather
-# than colour (with colours that differ between images, DINO, which has no negatives,
-# clusters them by colour: benchmarks/fast_mode_simclr.py --palette N and
-# benchmarks/dino_fast_data.py measure it). Any colour (no palette, no colours) is
-# make_shapes' default.
+# than colour (with colours that differ between images, DINO, which has no negatives, keeps
+# telling images apart by their colours and learns less about shape:
+# benchmarks/dino_fast_data.py measures it, benchmarks/fast_mode_simclr.py --palette N for
+# SimCLR). Any colour (no palette, no colours) is make_shapes' default.
 SHAPES_COLOURS = ((60, 80, 200), (170, 100, 85))     # (object, backdrop) RGB
 
 
