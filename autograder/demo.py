@@ -3,14 +3,14 @@ release, a wrong answer per exercise, answers written differently) graded in a
 throw-away copy of the course."""
 from __future__ import annotations
 
-import json
+import copy
 import runpy
 import shutil
 from pathlib import Path
 
 from .collect import collect
 from .course import (
-    COURSE_DIR, CourseError, master_notebooks, nbgrader_meta, notebook_json,
+    COURSE_DIR, CourseError, master_notebooks, nbgrader_meta, read_notebook,
     source_assignments, write_notebook)
 from .grading import autograde
 from .release import copy_course, generate
@@ -35,11 +35,11 @@ def written_differently(assignment: str, folder: Path = WRONG_VARIANTS_DIR) -> d
 
 
 def with_cell_replaced(notebook: dict, grade_id: str, source: str) -> dict:
-    """A copy of a notebook whose solution cell `grade_id` has the given source."""
-    notebook = json.loads(json.dumps(notebook))
-    cells = [c for c in notebook["cells"]
-             if nbgrader_meta(c).get("grade_id") == grade_id]
-    if len(cells) != 1 or not cells[0]["metadata"]["nbgrader"].get("solution"):
+    """A copy of a notebook (nbformat's or plain JSON) whose solution cell `grade_id` has the
+    given source."""
+    notebook = copy.deepcopy(notebook)
+    cells = [c for c in notebook["cells"] if nbgrader_meta(c).get("grade_id") == grade_id]
+    if len(cells) != 1 or not nbgrader_meta(cells[0]).get("solution"):
         raise CourseError(f"no single solution cell with grade_id {grade_id!r}")
     cells[0]["source"] = source
     return notebook
@@ -52,16 +52,16 @@ def reference_submissions(course_dir: Path, assignment: str, folder: Path,
     given ``correct`` answers written differently, one notebook with all of them."""
     [master] = master_notebooks(course_dir, assignment)
     [blank] = (Path(course_dir) / "release" / assignment).glob("*.ipynb")
-    files = {"reference_solution": write_notebook(notebook_json(master), folder / "reference_solution.ipynb"),
-             "blank_release": write_notebook(notebook_json(blank), folder / "blank_release.ipynb")}
+    files = {"reference_solution": write_notebook(read_notebook(master), folder / "reference_solution.ipynb"),
+             "blank_release": write_notebook(read_notebook(blank), folder / "blank_release.ipynb")}
     if correct:
-        notebook = notebook_json(master)
+        notebook = read_notebook(master)
         for grade_id, source in correct.items():
             notebook = with_cell_replaced(notebook, grade_id, source)
         files["written_differently"] = write_notebook(notebook, folder / "written_differently.ipynb")
     for grade_id, source in (wrong or {}).items():
         student = f"wrong_{grade_id}"
-        files[student] = write_notebook(with_cell_replaced(notebook_json(master), grade_id, source),
+        files[student] = write_notebook(with_cell_replaced(read_notebook(master), grade_id, source),
                                         folder / f"{student}.ipynb")
     return files
 

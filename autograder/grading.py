@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .course import (
     CourseError, GradingSettings, cell_source, gradebook, grading_env, grading_settings,
-    nbgrader_command, nbgrader_meta, notebook_json, submitted_students)
+    nbgrader_command, nbgrader_meta, notebook_text, read_notebook, submitted_students)
 from .release import generate
 from .reports import annotate_feedback, gradebook_changes, tamper_report, write_report
 
@@ -296,13 +296,12 @@ def take_in(course_dir: Path, assignment: str, student: str,
     for path in sorted(folder.glob("*.ipynb")):
         notebook, done = intake.read_submission(path, settings.intake)
         release = Path(course_dir) / "release" / assignment / path.name
-        released = notebook_json(release) if release.exists() else {}
+        released = read_notebook(release) if release.exists() else {}
         notebook, repaired = repair.restore_metadata(notebook, released)
         notes += done + repaired
         notes += [f"cell {grade_id} was edited; the release's was used"
                   for grade_id in edited_cells(notebook, released)]
-        safe_files.write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
-                              course_dir)
+        safe_files.write_text(path, notebook_text(notebook), course_dir)
     return notes
 
 
@@ -363,8 +362,8 @@ def trusted_scores(course_dir: Path, assignment: str, student: str, grader,
     from . import safe_files
     from . import scoring
     [path] = sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb"))[:1]
-    release = notebook_json(Path(course_dir) / "release" / assignment / path.name)
-    results = scoring.score_notebook(notebook_json(path), release, grader, settings.limits,
+    release = read_notebook(Path(course_dir) / "release" / assignment / path.name)
+    results = scoring.score_notebook(read_notebook(path), release, grader, settings.limits,
                                      settings.call_timeout)
     lines = [f"{r.grade_id}: {r.name}: {r.earned:g}/{r.points:g}"
              + (f" ({r.message})" if r.message else "") for r in results]

@@ -41,6 +41,9 @@ def _text(value) -> bool:
 
 
 def parse(data: bytes) -> dict:
+    """The submission as plain JSON, the one place the grader reads a notebook without
+    nbformat: nbformat raises on, or quietly mends, what must be rejected here with a
+    reason, normalised with a note, or put back from the release (repair.py)."""
     try:
         notebook = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as error:

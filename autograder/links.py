@@ -9,11 +9,12 @@ with the URL given there.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from .course import COURSE_DIR, REPO_DIR, all_masters, cell_source, replace_between
+from .course import (
+    COURSE_DIR, REPO_DIR, all_masters, cell_source, notebook_text, read_notebook,
+    replace_between)
 
 PYPROJECT = REPO_DIR / "pyproject.toml"
 README = REPO_DIR / "README.md"
@@ -65,7 +66,7 @@ def _set_source(cell: dict, text: str) -> None:
 
 
 def point_at(book: dict, url: str, notebook: str) -> dict:
-    """``book`` (notebook JSON, changed in place and returned) with its install cell, its
+    """``book`` (a notebook, changed in place and returned) with its install cell, its
     badge and its Colab links pointing at the repository ``url``; a notebook without a
     Colab install cell is not meant for Colab and is left as it is."""
     if not any(cell.get("id") in INSTALL_CELL_IDS for cell in book["cells"]):
@@ -103,9 +104,11 @@ def _readme_texts(url: str, readme: Path) -> tuple[str, str]:
 
 
 def _pointed(path: Path, url: str) -> tuple[str, str]:
-    text = path.read_text(encoding="utf-8")
-    book = point_at(json.loads(text), url, path.name)
-    return text, json.dumps(book, indent=1, ensure_ascii=False) + "\n"
+    """(the notebook now, the notebook pointed at ``url``), each as nbformat writes it: one
+    that points there already is the same twice, whatever its file's layout."""
+    book = read_notebook(path)
+    now = notebook_text(book)
+    return now, notebook_text(point_at(book, url, path.name))
 
 
 def _texts(course_dir: Path, url: str, readme: Path | None) -> dict[Path, tuple[str, str]]:

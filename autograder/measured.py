@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .course import REPO_DIR, all_masters, replace_between
+from .course import REPO_DIR, all_masters, read_notebook, replace_between, write_notebook
 
 RESULTS_DIR = REPO_DIR / "benchmarks" / "results"
 README = REPO_DIR / "README.md"
@@ -160,10 +160,9 @@ def budget_table(records: list[dict]) -> str:
     return f"{BUDGET_BEGIN}\n" + "\n".join(lines) + f"\n{BUDGET_END}"
 
 
-def _measured_cells(book: dict) -> list[dict]:
-    """The cells tagged ``measured`` of a notebook read as plain JSON (kept as the file has
-    it, so that rewriting one changes nothing else)."""
-    return [c for c in book["cells"] if TAG in c.get("metadata", {}).get("tags", [])]
+def _measured_cells(book) -> list:
+    """The cells tagged ``measured`` of a notebook (nbformat's)."""
+    return [c for c in book.cells if TAG in c.metadata.get("tags", [])]
 
 
 def expected_texts(course_dir: Path, readme: Path = README,
@@ -173,9 +172,8 @@ def expected_texts(course_dir: Path, readme: Path = README,
     records = load_records(results_dir)
     out = {}
     for path in all_masters(course_dir):
-        book = json.loads(path.read_text(encoding="utf-8"))
-        for cell in _measured_cells(book):
-            out[path] = ("".join(cell["source"]), notebook_cell(path.stem, records))
+        for cell in _measured_cells(read_notebook(path)):
+            out[path] = (cell.source, notebook_cell(path.stem, records))
     text = readme.read_text(encoding="utf-8")
     expected = replace_between(text, BEGIN, END, readme_section(records))
     out[readme] = (text, replace_between(expected, BUDGET_BEGIN, BUDGET_END,
@@ -192,11 +190,10 @@ def write(course_dir: Path, readme: Path = README, results_dir: Path = RESULTS_D
         if path == readme:
             readme.write_text(expected, encoding="utf-8")
         else:
-            book = json.loads(path.read_text(encoding="utf-8"))
+            book = read_notebook(path)
             for cell in _measured_cells(book):
-                cell["source"] = expected.splitlines(keepends=True)
-            path.write_text(json.dumps(book, indent=1, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
+                cell.source = expected
+            write_notebook(book, path)
         changed.append(path)
     return changed
 

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from . import links
-from .course import REPO_DIR, CourseError, all_masters, cell_source, source_assignments
+from .course import (
+    REPO_DIR, CourseError, all_masters, notebook_from_text, read_notebook, source_assignments)
 from .release import copy_course, generate
 
 PACKAGE = "course_utils"
@@ -44,9 +45,9 @@ def solution_lines(course_dir: Path) -> set[str]:
     """Every line of the masters' solutions and hidden tests (stripped)."""
     lines = set()
     for master in all_masters(course_dir):
-        for cell in json.loads(master.read_text(encoding="utf-8"))["cells"]:
+        for cell in read_notebook(master).cells:
             for begin, end in (SOLUTION, HIDDEN):
-                lines.update(ln.strip() for ln in _between(cell_source(cell), begin, end))
+                lines.update(ln.strip() for ln in _between(cell.source, begin, end))
     return lines
 
 
@@ -93,7 +94,7 @@ def _text_lines(path: Path) -> list[str]:
     except UnicodeDecodeError:
         return []
     if path.suffix == ".ipynb":
-        text = "\n".join(cell_source(c) for c in json.loads(text)["cells"])
+        text = "\n".join(cell.source for cell in notebook_from_text(text).cells)
     return [ln.strip() for ln in text.splitlines()]
 
 

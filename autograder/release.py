@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from .course import (
-    COURSE_FILES, CourseError, checked, nbgrader_api, notebook_json, source_assignments)
+    COURSE_FILES, CourseError, checked, nbgrader_api, read_notebook, source_assignments)
 
 
 def generate(course_dir: Path, assignment: str, database: bool = True) -> list[Path]:
@@ -66,7 +66,7 @@ def describe_difference(expected: dict, actual: dict) -> str:
     for i, (e, a) in enumerate(zip(cells_e, cells_a)):
         if e != a:
             what = [k for k in sorted(set(e) | set(a)) if e.get(k) != a.get(k)]
-            head = "".join(e.get("source", ""))[:60].replace("\n", " ")
+            head = e.get("source", "")[:60].replace("\n", " ")
             return f"cell {i} ({e.get('cell_type')}: {head!r}) differs in {', '.join(what)}"
     if len(cells_e) != len(cells_a):
         return f"{len(cells_a)} cells, the master gives {len(cells_e)}"
@@ -74,11 +74,25 @@ def describe_difference(expected: dict, actual: dict) -> str:
     return f"notebook {', '.join(keys)} differ"
 
 
+def staleness(fresh: Path, committed: Path) -> str:
+    """How the committed student notebook falls short of the one just generated, in words
+    ('is missing', 'is out of date: ...'); '' when they agree."""
+    if not committed.exists():
+        return "is missing"
+    try:
+        actual = read_notebook(committed)
+    except ValueError as error:                          # not JSON, or not a notebook
+        return f"is out of date: {error}"
+    expected = read_notebook(fresh)
+    return "" if expected == actual else f"is out of date: {describe_difference(expected, actual)}"
+
+
 def check_release(course_dir: Path, notebooks_dir: Path) -> list[str]:
     """Regenerate every student notebook in a temp copy and compare with notebooks_dir.
 
-    nbgrader's output is byte-deterministic here, but the comparison is on the parsed
-    JSON (cells, sources, metadata, outputs), so only whitespace and key order are ignored.
+    nbgrader's output is byte-deterministic here, but the comparison is on the notebooks
+    as nbformat reads them (cells, sources, metadata, outputs), so only the file's layout is
+    ignored: whitespace, key order, a source stored whole or in lines.
     Returns one line per problem; empty when notebooks_dir is up to date.
     """
     problems = []
@@ -89,13 +103,9 @@ def check_release(course_dir: Path, notebooks_dir: Path) -> list[str]:
             for fresh in generate(copy, assignment, database=False):
                 expected_names.add(fresh.name)
                 committed = Path(notebooks_dir) / fresh.name
-                if not committed.exists():
-                    problems.append(f"{committed} is missing")
-                    continue
-                difference = (notebook_json(fresh) != notebook_json(committed)
-                              and describe_difference(notebook_json(fresh), notebook_json(committed)))
-                if difference:
-                    problems.append(f"{committed} is out of date: {difference}")
+                problem = staleness(fresh, committed)
+                if problem:
+                    problems.append(f"{committed} {problem}")
     for stray in sorted(Path(notebooks_dir).glob("*.ipynb")):
         if stray.name not in expected_names:
             problems.append(f"{stray} has no master in {Path(course_dir) / 'source'}")

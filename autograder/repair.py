@@ -14,6 +14,10 @@ released notebook's:
 
 It also normalises Colab's format: cell ids added where missing (nbformat 4.5).
 A notebook that still carries nbgrader metadata is returned unchanged.
+
+It mends the plain JSON that intake.py read, before nbformat sees the notebook: nbformat's
+reader fails on a cell whose metadata is missing or null and replaces missing or duplicated
+cell ids without a word, where this puts back only what was lost, and says so.
 """
 from __future__ import annotations
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 from pathlib import Path
 
 from .course import (
     checked, gradebook, grading_settings, load_config, master_notebooks, nbgrader_api,
-    nbgrader_meta, notebook_json)
+    nbgrader_meta, notebook_from_text, notebook_text, read_notebook)
 
 
 def exercise_scores(course_dir: Path, assignment: str, student: str) -> dict[str, tuple]:
@@ -82,7 +81,7 @@ def tamper_report(course_dir: Path, assignment: str, student: str) -> list[str]:
     from . import safe_files
     from . import tamper
     masters = master_notebooks(course_dir, assignment)
-    master = notebook_json(masters[0]) if masters else None
+    master = read_notebook(masters[0]) if masters else None
     findings = []
     for path in sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb")):
         findings += [str(f) for f in tamper.scan_notebook(path, master)]
@@ -182,19 +181,18 @@ def property_lines(results) -> str:
 def annotate_feedback(course_dir: Path, assignment: str, student: str, results) -> None:
     """Append each exercise's property results to its test cell in the autograded notebook,
     so that nbgrader's feedback shows them under the cell the student ran."""
+    from nbformat.v4 import new_output
     from . import safe_files
     by_cell: dict[str, list] = {}
     for r in results:
         by_cell.setdefault(r.grade_id, []).append(r)
     folder = Path(course_dir) / "autograded" / student / assignment
     for path in sorted(folder.glob("*.ipynb")):
-        notebook = json.loads(safe_files.read_regular(path, 256 * 2**20))
-        for cell in notebook.get("cells", []):
+        notebook = notebook_from_text(safe_files.read_regular(path, 256 * 2**20).decode("utf-8"))
+        for cell in notebook.cells:
             grade_id = nbgrader_meta(cell).get("grade_id")
-            if cell.get("cell_type") == "code" and grade_id in by_cell:
+            if cell.cell_type == "code" and grade_id in by_cell:
                 text = property_lines(by_cell[grade_id])
-                cell.setdefault("outputs", []).append({
-                    "output_type": "display_data", "metadata": {},
-                    "data": {"text/markdown": text, "text/plain": text}})
-        safe_files.write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
-                              course_dir)
+                cell.outputs.append(new_output("display_data", {"text/markdown": text,
+                                                                "text/plain": text}))
+        safe_files.write_text(path, notebook_text(notebook), course_dir)

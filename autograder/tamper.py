@@ -20,11 +20,10 @@ not one of the master's locked cells counts as an answer.
 from __future__ import annotations
 
 import ast
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .course import cell_source, nbgrader_meta
+from .course import cell_source, nbgrader_meta, read_notebook
 
 DUNDERS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
            "__bool__", "__float__", "__int__", "__index__", "__abs__", "__round__",
@@ -229,10 +228,10 @@ def locked_sources_of(master: dict) -> set[str]:
 def scan_notebook(path: Path, master: dict | None = None) -> list[Finding]:
     """Every finding in the answer cells of the notebook at ``path``."""
     try:
-        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+        notebook = read_notebook(path)
     except (OSError, ValueError) as error:
         return [Finding("notebook", 0, "unreadable notebook", str(error), "")]
-    imported = imported_names(notebook.get("cells", []))
+    imported = imported_names(notebook.cells)
     locked = locked_sources_of(master) if master else set()
     findings = []
     for label, source in answer_cells(notebook, locked):

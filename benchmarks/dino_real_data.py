@@ -12,11 +12,8 @@ Usage (CPU, about 20 minutes with the defaults):
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,55 +22,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main():
-    from common import real_data_parser
-    p = real_data_parser(__doc__.splitlines()[0], epochs=10, batch_size=64)
-    p.add_argument("--vit", default="vit_micro", choices=["vit_micro", "vit_tiny"])
+    from common import notebook_parser, run_line, run_notebook, write_results
+    p = notebook_parser(__doc__.splitlines()[0], epochs=10, batch_size=64)
     p.add_argument("--n-local", type=int, default=4)
     p.add_argument("--out-dim", type=int, default=1024, help="K")
     p.add_argument("--lr", type=float, default=None, help="AdamW (default: the notebook's)")
     p.add_argument("--study-steps", type=int, default=150, help="per collapse-study run (0: skip)")
     args = p.parse_args()
 
-    os.environ.setdefault("COURSE_FAST", "1")            # fast mode, with the overrides below
-    os.environ["COURSE_DATASET"] = f"folder:{args.data}"
-    from notebook_code import run_cells
-
-    overrides = dict(TRAIN_LIMIT=args.train_limit, TEST_LIMIT=args.test_limit, VIT=args.vit,
-                     EPOCHS=args.epochs, BATCH_SIZE=args.batch_size, N_LOCAL=args.n_local,
-                     OUT_DIM=args.out_dim, STUDY_STEPS=args.study_steps,
-                     RUN_COLLAPSE_STUDY=args.study_steps > 0)
-    if args.lr is not None:
-        overrides["LR"] = args.lr
-    out_dir = Path(args.out).parent if args.out else None
-    t0 = time.perf_counter()
-    ns, _ = run_cells("04_dino_self_distillation", skip_tests=True, verbose=False,
-                      overrides=overrides, figure_dir=out_dir)
-    minutes = (time.perf_counter() - t0) / 60
+    ns, minutes = run_notebook("04_dino_self_distillation", args, N_LOCAL=args.n_local,
+                               OUT_DIM=args.out_dim, STUDY_STEPS=args.study_steps,
+                               RUN_COLLAPSE_STUDY=args.study_steps > 0)
 
     history, dino = ns["history"], ns["dino"]
-    print(f"data {args.data} | train {len(ns['train_data'])} | test {len(ns['test_data'])} | "
-          f"{args.vit} | batch {args.batch_size} x {2 + args.n_local} crops | K {args.out_dim} | "
+    print(run_line(args, ns) + f" x {2 + args.n_local} crops | K {args.out_dim} | "
           f"{args.epochs} epochs")
     print(f"DINO: {history.steps} steps, {history.seconds / 60:.1f} min; loss "
           f"{history.loss[0]:.3f} -> {np.mean(history.loss[-10:]):.3f}; teacher entropy "
-          f"{np.mean(dino.entropy[-10:]):.2f} (ln K {math.log(args.out_dim):.2f}), "
-          f"KL {np.mean(dino.kl[-10:]):.3f}")
+          f"{np.mean(dino.health.entropy[-10:]):.2f} (ln K {math.log(args.out_dim):.2f}), "
+          f"KL {np.mean(dino.health.kl[-10:]):.3f}")
     for name, acc in ns["results"].items():
         print(f"  {name:<14} kNN {100 * acc:5.1f}%")
     study = {}
     for name, (trainer, hist) in ns.get("study", {}).items():
-        study[name] = dict(entropy=float(np.mean(trainer.entropy[-10:])),
-                           kl=float(np.mean(trainer.kl[-10:])),
+        study[name] = dict(entropy=float(np.mean(trainer.health.entropy[-10:])),
+                           kl=float(np.mean(trainer.health.kl[-10:])),
                            loss=float(np.mean(hist.loss[-10:])))
         print(f"  collapse study, {name:<14} entropy {study[name]['entropy']:5.2f}  "
               f"KL {study[name]['kl']:.4f}  loss {study[name]['loss']:.3f}")
     print(f"whole notebook: {minutes:.1f} min")
-    if args.out:
-        Path(args.out).write_text(json.dumps(
-            {"args": vars(args), "knn": ns["results"], "study": study, "minutes": minutes,
-             "train_minutes": history.seconds / 60,
-             "final": {"entropy": float(np.mean(dino.entropy[-10:])),
-                       "kl": float(np.mean(dino.kl[-10:]))}}, indent=1))
+    write_results(args, knn=ns["results"], study=study, minutes=minutes,
+                  train_minutes=history.seconds / 60,
+                  final={"entropy": float(np.mean(dino.health.entropy[-10:])),
+                         "kl": float(np.mean(dino.health.kl[-10:]))})
 
 
 if __name__ == "__main__":

@@ -12,19 +12,15 @@ about 20 minutes with the defaults):
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main():
-    from common import real_data_parser
-    p = real_data_parser(__doc__.splitlines()[0], epochs=20, batch_size=128)
-    p.add_argument("--vit", default="vit_micro", choices=["vit_micro", "vit_tiny"])
+    from common import notebook_parser, run_line, run_notebook, write_results
+    p = notebook_parser(__doc__.splitlines()[0], epochs=20, batch_size=128)
     p.add_argument("--finetune-epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=None, help="AdamW (default: the notebook's)")
     p.add_argument("--mask-ratio", type=float, default=0.75)
@@ -32,24 +28,12 @@ def main():
     p.add_argument("--no-comparison", action="store_true", help="MAE only")
     args = p.parse_args()
 
-    os.environ.setdefault("COURSE_FAST", "1")            # fast mode, with the overrides below
-    os.environ["COURSE_DATASET"] = f"folder:{args.data}"
-    from notebook_code import run_cells
+    ns, minutes = run_notebook("03_mae_masking", args, MASK_RATIO=args.mask_ratio,
+                               NORM_PIX_LOSS=args.norm_pix_loss,
+                               FINETUNE_EPOCHS=args.finetune_epochs,
+                               RUN_COMPARISON=not args.no_comparison)
 
-    overrides = dict(TRAIN_LIMIT=args.train_limit, TEST_LIMIT=args.test_limit, VIT=args.vit,
-                     EPOCHS=args.epochs, BATCH_SIZE=args.batch_size, MASK_RATIO=args.mask_ratio,
-                     NORM_PIX_LOSS=args.norm_pix_loss, FINETUNE_EPOCHS=args.finetune_epochs,
-                     RUN_COMPARISON=not args.no_comparison)
-    if args.lr is not None:
-        overrides["LR"] = args.lr
-    out_dir = Path(args.out).parent if args.out else None
-    t0 = time.perf_counter()
-    ns, seconds = run_cells("03_mae_masking", skip_tests=True, verbose=False,
-                            overrides=overrides, figure_dir=out_dir)
-    minutes = (time.perf_counter() - t0) / 60
-
-    print(f"data {args.data} | train {len(ns['train_data'])} | test {len(ns['test_data'])} | "
-          f"{args.vit} | batch {args.batch_size} | {args.epochs} epochs | mask {args.mask_ratio}"
+    print(run_line(args, ns) + f" | {args.epochs} epochs | mask {args.mask_ratio}"
           f" | norm_pix_loss {args.norm_pix_loss}")
     print(f"MAE pre-training: {ns['history'].steps} steps, {ns['history'].seconds / 60:.1f} min")
     if "contrastive_history" in ns:
@@ -63,11 +47,9 @@ def main():
         print(f"{name:<14}" + "".join(f"{100 * accs[m]:10.1f}%" if m in accs else f"{'-':>11}"
                                       for m in metrics))
     print(f"whole notebook: {minutes:.1f} min")
-    if args.out:
-        Path(args.out).write_text(json.dumps(
-            {"args": vars(args), "heldout": ns["heldout"], "results": ns["results"],
-             "mae_minutes": ns["history"].seconds / 60, "minutes": minutes,
-             "loss": [ns["history"].loss[0], ns["history"].epoch_loss[-1]]}, indent=1))
+    write_results(args, heldout=ns["heldout"], results=ns["results"],
+                  mae_minutes=ns["history"].seconds / 60, minutes=minutes,
+                  loss=[ns["history"].loss[0], ns["history"].epoch_loss[-1]])
 
 
 if __name__ == "__main__":

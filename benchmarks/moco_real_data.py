@@ -11,7 +11,6 @@ minutes taken. Usage (CPU, several minutes):
 from __future__ import annotations
 
 import copy
-import json
 import os
 import sys
 import time
@@ -22,14 +21,12 @@ os.environ.setdefault("COURSE_FAST", "1")  # the notebook's own set-up cells sta
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
 
-from course_utils.data import TwoViewDataset  # noqa: E402
 from course_utils.evaluate import evaluate_encoder  # noqa: E402
 from course_utils.models import build_encoder  # noqa: E402
 from course_utils.runtime import get_device, seed_everything  # noqa: E402
 from course_utils.train import fit, steps_for, warmup_cosine  # noqa: E402
-from common import load_real_data, real_data_parser  # noqa: E402
+from common import load_real_data, real_data_parser, two_view_loader, write_results  # noqa: E402
 from notebook_code import run_cells  # noqa: E402
 
 def main():
@@ -54,9 +51,7 @@ def main():
     total = steps_for(args.epochs, len(train), args.batch_size)
 
     def train_model(name, make_step, params, encoder):
-        loader = DataLoader(TwoViewDataset(train, moco_transform), batch_size=args.batch_size,
-                            shuffle=True, drop_last=True, num_workers=args.workers,
-                            persistent_workers=args.workers > 0)
+        loader = two_view_loader(train, moco_transform, args)
         optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-6)
         scheduler = warmup_cosine(optimizer, total, warmup_steps=max(1, total // 20))
         t0 = time.perf_counter()
@@ -90,8 +85,7 @@ def main():
     print(f"{'encoder':<14}{'kNN':>8}")
     for name, r in results.items():
         print(f"{name:<14}{100 * r['knn']:7.1f}%")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    write_results(args, results=results)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,21 @@ def master_path(assignment: str) -> Path:
     return SOURCE / assignment / f"{assignment}.ipynb"
 
 
+def master_cells(assignment: str) -> list[dict]:
+    """The master's cells as plain JSON (a source is one string or a list of lines). The GPU
+    machines have PyTorch but no Jupyter: nbformat, autograder.course's reader, is not there."""
+    return json.loads(master_path(assignment).read_text(encoding="utf-8"))["cells"]
+
+
 def code_cells(assignment: str) -> list[dict]:
     """The master's code cells, each with its source and nbgrader metadata."""
-    nb = json.loads(master_path(assignment).read_text())
     cells = []
-    for cell in nb["cells"]:
+    for cell in master_cells(assignment):
         if cell["cell_type"] != "code":
             continue
-        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
         # IPython-only lines (%magic, !shell) have no meaning here.
-        lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        lines = [ln for ln in "".join(cell["source"]).splitlines()
+                 if not ln.lstrip().startswith(("%", "!"))]
         cells.append({"source": "\n".join(lines), "nbgrader": cell["metadata"].get("nbgrader", {})})
     return cells
 

@@ -9,7 +9,6 @@ SimCLR, and the minutes taken. Usage (CPU, a few minutes):
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -19,14 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("COURSE_FAST", "1")  # the notebook's own set-up cells stay small
 
 import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
 
-from course_utils.data import TwoViewDataset  # noqa: E402
 from course_utils.evaluate import evaluate_encoder  # noqa: E402
 from course_utils.models import build_encoder  # noqa: E402
 from course_utils.runtime import get_device, seed_everything  # noqa: E402
 from course_utils.train import fit, steps_for, warmup_cosine  # noqa: E402
-from common import load_real_data, real_data_parser  # noqa: E402
+from common import load_real_data, real_data_parser, two_view_loader, write_results  # noqa: E402
 from notebook_code import run_cells  # noqa: E402
 
 def main():
@@ -52,9 +49,7 @@ def main():
     encoder = build_encoder(args.encoder)
     head = ProjectionHead(encoder.feature_dim, 512, 128)
     model = torch.nn.Sequential(encoder, head).to(device)
-    loader = DataLoader(TwoViewDataset(train, simclr_transform(32)), batch_size=args.batch_size,
-                        shuffle=True, drop_last=True, num_workers=args.workers,
-                        persistent_workers=args.workers > 0)
+    loader = two_view_loader(train, simclr_transform(32), args)
     if args.optimizer == "sgd":
         lr = args.lr or 0.06 * args.batch_size / 128
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
@@ -78,10 +73,8 @@ def main():
     print(f"{'encoder':<14}{'kNN':>8}{'linear':>9}")
     for name, r in [("random init", before), ("SimCLR", after)]:
         print(f"{name:<14}{100 * r['knn']:7.1f}%{100 * r['linear']:8.1f}%")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"args": vars(args), "minutes": minutes,
-                                              "random_init": before, "simclr": after,
-                                              "epoch_loss": history.epoch_loss}, indent=1))
+    write_results(args, minutes=minutes, random_init=before, simclr=after,
+                  epoch_loss=history.epoch_loss)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Never an exercise's solution: students install this package and can read all of it.
 """
-from .runtime import banner, get_device, is_colab, is_grading, pick, run_mode, seed_everything
+from .runtime import (banner, get_device, is_colab, is_grading, pick, picker, run_mode,
+                      seed_everything, shared_settings)
 
 __version__ = "0.1.0"
-__all__ = ["banner", "get_device", "is_colab", "is_grading", "pick", "run_mode",
-           "seed_everything"]
+__all__ = ["banner", "get_device", "is_colab", "is_grading", "pick", "picker", "run_mode",
+           "seed_everything", "shared_settings"]

@@ -73,6 +73,34 @@ def pick(full, fast, grading=None, mode: str | None = None):
     return fast
 
 
+def picker(mode: str):
+    """``pick`` bound to ``mode``, read once: a notebook's configuration cell picks every
+    value for the same mode, whatever the environment says later."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {MODES}")
+
+    def pick_for_mode(full, fast, grading=None):
+        return pick(full, fast, grading, mode=mode)
+    return pick_for_mode
+
+
+def shared_settings(mode: str | None = None) -> tuple[str, int | None, int | None, int,
+                                                     int | None]:
+    """The settings every notebook shares, for ``mode``: ``(DATASET, TRAIN_LIMIT, TEST_LIMIT,
+    KNN_K, MAX_STEPS)``.
+
+    full: CIFAR-10 (or ``COURSE_DATASET``), every image, kNN among k = 200 neighbours;
+    fast: the offline shapes (or ``COURSE_DATASET``), 2,000 training and 500 test images,
+    k = 20 (the same tenth of a class as 200 of CIFAR-10's 5,000 per class);
+    grading: 200 + 100 shapes, k = 20, and training stops after 2 steps.
+    """
+    mode = mode or run_mode()
+    chosen = os.environ.get("COURSE_DATASET")
+    return pick(full=(chosen or "cifar10", None, None, 200, None),
+                fast=(chosen or "shapes", 2000, 500, 20, None),
+                grading=("shapes", 200, 100, 20, 2), mode=mode)
+
+
 def get_device(prefer: str | None = None) -> torch.device:
     """The best available device: CUDA, then Apple MPS, then CPU.
 

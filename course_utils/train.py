@@ -210,7 +210,9 @@ def fit(step_fn: Callable[[object], torch.Tensor], loader: Iterable,
     return history
 
 
-def steps_for(epochs: int, n_samples: int, batch_size: int, drop_last: bool = True) -> int:
-    """Optimiser steps in ``epochs`` passes over ``n_samples``."""
+def steps_for(epochs: int, n_samples: int, batch_size: int, drop_last: bool = True,
+              max_steps: int | None = None) -> int:
+    """Optimiser steps in ``epochs`` passes over ``n_samples`` (at most ``max_steps``)."""
     per_epoch = n_samples // batch_size if drop_last else math.ceil(n_samples / batch_size)
-    return epochs * max(1, per_epoch)
+    steps = epochs * max(1, per_epoch)
+    return steps if max_steps is None else min(steps, max_steps)

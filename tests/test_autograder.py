@@ -10,9 +10,9 @@ kernel routes, notebook 01's a patched comparison. Then feedback and the grades 
 checked. Each wrong variant alone, and many more mistakes, are scored property by property
 in tests/test_grader_*.py.
 """
+import copy
 import csv
 import os
-import json
 import shutil
 import sys
 import zipfile
@@ -47,36 +47,40 @@ def make_course(root: Path, assignment: str) -> Path:
     return root
 
 
-def master_cells(course_dir: Path, assignment: str) -> list[dict]:
+def master_cells(course_dir: Path, assignment: str) -> list:
     [master] = course.master_notebooks(course_dir, assignment)
-    return course.notebook_json(master)["cells"]
+    return course.read_notebook(master).cells
 
 
 def graded_points(course_dir: Path, assignment: str) -> dict[str, float]:
     """grade_id -> points of every autograded test cell of the master."""
-    return {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
-            for c in master_cells(course_dir, assignment)
-            if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    return {course.nbgrader_meta(c)["grade_id"]: course.nbgrader_meta(c)["points"]
+            for c in master_cells(course_dir, assignment) if course.nbgrader_meta(c).get("grade")}
 
 
-def filled_release(course_dir: Path, assignment: str) -> dict:
+def filled_release(course_dir: Path, assignment: str):
     """The student notebook with every answer cell filled in with the master's answer."""
     [release] = (course_dir / "release" / assignment).glob("*.ipynb")
-    notebook = course.notebook_json(release)
-    answers = {c["metadata"]["nbgrader"]["grade_id"]: c["source"]
+    notebook = course.read_notebook(release)
+    answers = {course.nbgrader_meta(c)["grade_id"]: c.source
                for c in master_cells(course_dir, assignment)
-               if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
-    for c in notebook["cells"]:
-        grade_id = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+               if course.nbgrader_meta(c).get("solution")}
+    for c in notebook.cells:
+        grade_id = course.nbgrader_meta(c).get("grade_id")
         if grade_id in answers:
-            c["source"] = answers[grade_id]
+            c.source = answers[grade_id]
     return notebook
 
 
-def as_saved_by_colab(notebook: dict) -> dict:
+def first_answer(notebook):
+    """The first solution cell of a notebook."""
+    return next(c for c in notebook.cells if course.nbgrader_meta(c).get("solution"))
+
+
+def as_saved_by_colab(notebook) -> dict:
     """What Colab's download may look like: no nbgrader metadata, no cell ids, format 4.0,
     Colab's own metadata on the notebook and on each cell."""
-    notebook = json.loads(json.dumps(notebook))
+    notebook = copy.deepcopy(notebook)
     notebook["nbformat_minor"] = 0
     notebook["metadata"] = {"colab": {"provenance": [], "gpuType": "T4"},
                             "kernelspec": {"name": "python3", "display_name": "Python 3"},
@@ -93,13 +97,11 @@ def as_saved_by_colab(notebook: dict) -> dict:
 PATCHED_ASSIGNMENT = "01_simclr_ntxent"   # one real notebook is enough (10 s a grading)
 
 
-def with_patched_allclose(notebook: dict) -> dict:
+def with_patched_allclose(notebook):
     """The master's answers, with torch.allclose made always true in the first answer."""
-    notebook = json.loads(json.dumps(notebook))
-    first = next(c for c in notebook["cells"]
-                 if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
-    source = first["source"] if isinstance(first["source"], str) else "".join(first["source"])
-    first["source"] = "import torch\ntorch.allclose = lambda *args, **kwargs: True\n" + source
+    notebook = copy.deepcopy(notebook)
+    first = first_answer(notebook)
+    first.source = "import torch\ntorch.allclose = lambda *args, **kwargs: True\n" + first.source
     return notebook
 
 
@@ -169,13 +171,11 @@ torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(torch.as_tensor(a)
 }
 
 
-def with_route(course_dir: Path, assignment: str, source: str) -> dict:
+def with_route(course_dir: Path, assignment: str, source: str):
     """The blank release, its first answer cell replaced by ``source``."""
     [release_file] = (course_dir / "release" / assignment).glob("*.ipynb")
-    notebook = course.notebook_json(release_file)
-    first = next(c for c in notebook["cells"]
-                 if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
-    first["source"] = source
+    notebook = course.read_notebook(release_file)
+    first_answer(notebook).source = source
     return notebook
 
 
@@ -186,13 +186,12 @@ def with_wrong_answers(master: dict, assignment: str) -> dict:
     return master
 
 
-def with_duplicated_test_cell(notebook: dict) -> dict:
-    notebook = json.loads(json.dumps(notebook))
-    index = next(i for i, c in enumerate(notebook["cells"])
-                 if c.get("metadata", {}).get("nbgrader", {}).get("grade"))
-    duplicate = json.loads(json.dumps(notebook["cells"][index]))
-    duplicate["id"] = "duplicated-cell"
-    notebook["cells"].insert(index + 1, duplicate)
+def with_duplicated_test_cell(notebook):
+    notebook = copy.deepcopy(notebook)
+    index = next(i for i, c in enumerate(notebook.cells) if course.nbgrader_meta(c).get("grade"))
+    duplicate = copy.deepcopy(notebook.cells[index])
+    duplicate.id = "duplicated-cell"
+    notebook.cells.insert(index + 1, duplicate)
     return notebook
 
 
@@ -222,7 +221,7 @@ def batch(request, tmp_path_factory):
     folder = work / "submissions"
     submissions = demo.reference_submissions(course_dir, assignment, folder, None,
                                                demo.written_differently(assignment))
-    master = course.notebook_json(course.master_notebooks(course_dir, assignment)[0])
+    master = course.read_notebook(course.master_notebooks(course_dir, assignment)[0])
     submissions["wrong_answers"] = course.write_notebook(
         with_wrong_answers(master, assignment), folder / "wrong_answers.ipynb")
     submissions["duplicated_cell"] = course.write_notebook(
@@ -269,9 +268,9 @@ def test_correct_answers_written_differently_get_full_marks(batch):
     """Every exercise answered correctly in another way than the master's: the hidden tests
     check behaviour, not the master's way of getting there."""
     correct = demo.written_differently(batch.assignment)
-    solutions = {c["metadata"]["nbgrader"]["grade_id"] for c in course.notebook_json(
-        course.master_notebooks(batch.course_dir, batch.assignment)[0])["cells"]
-        if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    solutions = {course.nbgrader_meta(c)["grade_id"]
+                 for c in master_cells(batch.course_dir, batch.assignment)
+                 if course.nbgrader_meta(c).get("solution")}
     assert set(correct) == solutions, f"autograder/demo_submissions/{batch.assignment}.py: CORRECT " \
         f"lacks {sorted(solutions - set(correct))}"
     result = batch.results["written_differently"]
@@ -379,21 +378,19 @@ def fixture_course(tmp_path_factory):
 
 
 def edited_master(course_dir, edit):
-    notebook = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
-    edit(notebook["cells"])
+    notebook = course.read_notebook(course.master_notebooks(course_dir, FIXTURE)[0])
+    edit(notebook.cells)
     return notebook
 
 
 def cell(cells, grade_id):
-    return next(c for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+    return next(c for c in cells if course.nbgrader_meta(c).get("grade_id") == grade_id)
 
 
 def appended_to_add(code):
     """An edit (for edited_master) that appends ``code`` to the answer cell of add."""
     def edit(cells):
-        answer = cell(cells, "add")
-        source = answer["source"] if isinstance(answer["source"], str) else "".join(answer["source"])
-        answer["source"] = source + "\n" + code + "\n"
+        cell(cells, "add").source += "\n" + code + "\n"
     return edit
 
 
@@ -414,13 +411,13 @@ def fixture_scores(course_dir, student):
 
 def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     def syntax_error(cells):
-        cell(cells, "add")["source"] = "def add(a, b)\n    return a + b\n"
+        cell(cells, "add").source = "def add(a, b)\n    return a + b\n"
 
     def kernel_dies(cells):
-        cell(cells, "add")["source"] += "\nimport os\nos._exit(1)\n"
+        cell(cells, "add").source += "\nimport os\nos._exit(1)\n"
 
     def noisy(cells):
-        cell(cells, "add")["source"] += ("\nimport warnings\nwarnings.warn('this is deprecated')\n"
+        cell(cells, "add").source += ("\nimport warnings\nwarnings.warn('this is deprecated')\n"
                                          "import sys\nfrom tqdm import tqdm\n"
                                          "for _ in tqdm(range(3), file=sys.stderr): pass\n")
 
@@ -428,24 +425,24 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
         cells.remove(cell(cells, "test_mean_of"))
 
     def always_equal(cells):
-        cell(cells, "add")["source"] = ("class AlwaysEqual:\n"
+        cell(cells, "add").source = ("class AlwaysEqual:\n"
                                         "    def __eq__(self, other):\n        return True\n"
                                         "def add(a, b):\n    return AlwaysEqual()\n")
 
     def patched(name):
         def edit(cells):
-            cell(cells, "add")["source"] = ("import builtins\n"
+            cell(cells, "add").source = ("import builtins\n"
                                             f"builtins.{name} = lambda *args, **kwargs: 0\n"
                                             "def add(a, b):\n    return a + b\n")
         return edit
 
     def patched_allclose(cells):
-        cell(cells, "add")["source"] = ("import torch\n"
+        cell(cells, "add").source = ("import torch\n"
                                         "torch.allclose = lambda *args, **kwargs: True\n"
                                         "def add(a, b):\n    return a + b\n")
 
     def float_override(cells):
-        cell(cells, "add")["source"] = ("class Number:\n"
+        cell(cells, "add").source = ("class Number:\n"
                                         "    def __init__(self, value):\n        self.value = value\n"
                                         "    def __float__(self):\n        return float(self.value)\n"
                                         "    def __eq__(self, other):\n"
@@ -498,9 +495,9 @@ def test_broken_submissions_never_stop_the_batch(fixture_course, tmp_path):
     assert "def __eq__" in rows["e_always_equal"]["suspicious"]
 
     # the grading kernel is this environment's python3 (the fixture prints its sys.prefix)
-    graded = course.notebook_json(
+    graded = course.read_notebook(
         fixture_course / "autograded" / "c_noisy_stderr" / FIXTURE / f"{FIXTURE}.ipynb")
-    printed = "".join("".join(o.get("text", "")) for c in graded["cells"] for o in c.get("outputs", []))
+    printed = "".join(o.get("text", "") for c in graded.cells for o in c.get("outputs", []))
     assert f"kernel prefix: {sys.prefix}" in printed
 
 
@@ -561,7 +558,7 @@ def test_autograde_cli_exit_codes(fixture_course, tmp_path, capsys):
 def test_parallel_workers_and_resume(fixture_course, tmp_path):
     """Two workers grade a batch like one would; a resumed run skips what it graded, a
     changed submission is graded again, and no earlier grade is lost."""
-    master = course.notebook_json(course.master_notebooks(fixture_course, FIXTURE)[0])
+    master = course.read_notebook(course.master_notebooks(fixture_course, FIXTURE)[0])
     folder = tmp_path / "par"
     wrong = demo.with_cell_replaced(master, "mean_of", "def mean_of(xs):\n    return 0\n")
     students = {"p1": master, "p2": wrong, "p3": master, "p4": wrong}
@@ -625,9 +622,9 @@ def test_isolated_kernel_contains_hostile_submissions(fixture_course, tmp_path):
         result = results[student]
         assert result.ok and result.isolated, (student, result.reason)
         assert fixture_scores(course_dir, student) == {"test_add": 1, "test_mean_of": 2}, student
-        graded = course.notebook_json(course_dir / "autograded" / student / FIXTURE / f"{FIXTURE}.ipynb")
-        errors = [o.get("ename") for c in graded["cells"] for o in c.get("outputs", [])
-                  if o.get("output_type") == "error"]
+        graded = course.read_notebook(course_dir / "autograded" / student / FIXTURE / f"{FIXTURE}.ipynb")
+        errors = [o.get("ename") for c in graded.cells for o in c.get("outputs", [])
+                  if o.output_type == "error"]
         expected = {"h_reader": "FileNotFoundError", "h_repo": "FileNotFoundError",
                     "h_other": "FileNotFoundError", "h_writer": None,
                     "h_network": "gaierror", "h_memory": "MemoryError"}[student]
@@ -640,7 +637,7 @@ def test_isolated_kernel_contains_hostile_submissions(fixture_course, tmp_path):
 
 def test_grading_without_isolation_says_so(fixture_course, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_SANDBOX", "off")
-    master = course.notebook_json(course.master_notebooks(fixture_course, FIXTURE)[0])
+    master = course.read_notebook(course.master_notebooks(fixture_course, FIXTURE)[0])
     course.write_notebook(master, tmp_path / "plain" / "n_plain.ipynb")
     collect.collect(fixture_course, tmp_path / "plain", FIXTURE)
     lines = []
@@ -661,8 +658,8 @@ def test_loops_floods_and_edited_tests(fixture_course, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CELL_TIMEOUT", "5")
 
     def test_edited(cells):
-        cell(cells, "add")["source"] = "def add(a, b):\n    return 0\n"
-        cell(cells, "test_add")["source"] = "assert True\n"
+        cell(cells, "add").source = "def add(a, b):\n    return 0\n"
+        cell(cells, "test_add").source = "assert True\n"
 
     edits = {"l_endless_loop": appended_to_add("while True:\n    pass"),
              "l_flood": appended_to_add("for i in range(200_000):\n    print('spam' * 20)"),

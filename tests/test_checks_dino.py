@@ -1,7 +1,6 @@
 """The visible checks of notebook 04 accept right answers and name the known mistakes."""
 from __future__ import annotations
 
-import math
 import random
 import re
 
@@ -13,6 +12,8 @@ from torch import nn
 from torchvision import transforms as T
 from torchvision.transforms import v2
 
+from check_data.dino import (cosine_schedule, dino_loss, make_center, make_loss, make_schedule,
+                             update_center)
 from course_utils import augment
 from course_utils.checks import dino as checks
 from helpers import fails_with
@@ -389,21 +390,6 @@ def test_dino_head_names_the_old_api_gain():
 # ----------------------------------------------------------------------------- the loss
 
 
-def dino_loss(student_out, teacher_out, center, student_temp, teacher_temp):
-    """The notebook's solution."""
-    n_crops = len(student_out) // (len(teacher_out) // 2)
-    student_logp = F.log_softmax(student_out / student_temp, dim=-1).chunk(n_crops)
-    teacher_p = F.softmax((teacher_out - center) / teacher_temp, dim=-1).detach().chunk(2)
-    total, n_terms = 0.0, 0
-    for i, p_t in enumerate(teacher_p):
-        for v, logp_s in enumerate(student_logp):
-            if v == i:
-                continue
-            total = total + (-p_t * logp_s).sum(dim=-1).mean()
-            n_terms += 1
-    return total / n_terms
-
-
 def dino_loss_pair_matrix(student_out, teacher_out, center, student_temp, teacher_temp):
     """Written differently: all cross-entropies at once, the same-view pairs masked out."""
     B = len(teacher_out) // 2
@@ -415,62 +401,6 @@ def dino_loss_pair_matrix(student_out, teacher_out, center, student_temp, teache
     keep = torch.ones_like(ce, dtype=torch.bool)
     keep[0, 0] = keep[1, 1] = False
     return ce[keep].mean()
-
-
-def make_loss(same_view=False, swap_temps=False, center_mode="sub", t_sharp=True,
-              s_sharp=True, reduce="mean", divisor=None, t_dim=-1, s_dim=-1, pairs="right",
-              layout="crop", roles="right", per_k="sum", kl=False, sign=1, detach=True,
-              center_inplace=False):
-    """dino_loss with one mistake switched on."""
-    def loss_fn(student_out, teacher_out, center, student_temp, teacher_temp):
-        if swap_temps:
-            student_temp, teacher_temp = teacher_temp, student_temp
-        B = len(teacher_out) // 2
-        n = len(student_out) // B
-        if center_inplace:
-            teacher_centred = teacher_out - center.sub_(0.0).mul_(1.0).add_(0.1) + 0.1
-        elif center_mode == "sub":
-            teacher_centred = teacher_out - center
-        elif center_mode == "add":
-            teacher_centred = teacher_out + center
-        else:
-            teacher_centred = teacher_out
-        p_t = F.softmax(teacher_centred / (teacher_temp if t_sharp else 1.0), dim=t_dim)
-        if detach:
-            p_t = p_t.detach()
-        logp_s = F.log_softmax(student_out / (student_temp if s_sharp else 1.0), dim=s_dim)
-        if layout == "crop":
-            t_chunks, s_chunks = p_t.chunk(2), logp_s.chunk(n)
-        else:
-            t_chunks = p_t.reshape(B, 2, -1).unbind(1)
-            s_chunks = logp_s.reshape(B, n, -1).unbind(1)
-        terms = []
-        for i in range(2):
-            for v in range(n):
-                if pairs == "right" and v == i and not same_view:
-                    continue
-                if pairs == "locals_only" and v < 2:
-                    continue
-                if pairs == "globals_only" and (v >= 2 or v == i):
-                    continue
-                if pairs == "same_only" and v != i:
-                    continue
-                if roles == "right":
-                    ce = -(t_chunks[i] * s_chunks[v])
-                else:
-                    ce = -(s_chunks[v].exp() * t_chunks[i].log())
-                if kl:
-                    ce = ce + t_chunks[i] * t_chunks[i].log()
-                terms.append(ce.sum(-1).mean() if per_k == "sum" else ce.mean())
-        total = sign * torch.stack(terms).sum()
-        if reduce == "sum":
-            return total
-        if reduce == "per_pair":
-            return torch.stack(terms)
-        if reduce == "item":
-            return (total / len(terms)).item()
-        return total / (len(terms) if divisor is None else divisor(n))
-    return loss_fn
 
 
 def test_dino_loss_accepts_right_answers(capsys):
@@ -546,43 +476,11 @@ def test_dino_loss_check_does_not_detach_the_student_for_you():
 # ----------------------------------------------------------------------------- the center
 
 
-@torch.no_grad()
-def update_center(center, teacher_out, momentum):
-    """The notebook's solution."""
-    batch_center = teacher_out.detach().mean(dim=0, keepdim=True)
-    return center * momentum + batch_center * (1 - momentum)
-
-
 def update_center_in_place(center, teacher_out, momentum):
     """Written differently: in place on the center (allowed), with torch.lerp."""
     with torch.no_grad():
         center.lerp_(teacher_out.mean(dim=0, keepdim=True), 1 - momentum)
     return center
-
-
-def make_center(mistake):
-    def update(center, teacher_out, momentum):
-        t = teacher_out.detach()
-        m = 0.9 if mistake == "hardcoded" else momentum
-        if mistake == "swapped":
-            return center * (1 - m) + t.mean(0, keepdim=True) * m
-        if mistake == "softmax":
-            return center * m + t.softmax(-1).mean(0, keepdim=True) * (1 - m)
-        if mistake == "centered":
-            return center * m + (t - center).mean(0, keepdim=True) * (1 - m)
-        if mistake == "sum":
-            return center * m + t.sum(0, keepdim=True) * (1 - m)
-        if mistake == "no_keepdim":
-            return (center * m + t.mean(0, keepdim=True) * (1 - m)).squeeze(0)
-        if mistake == "wrong_axis":
-            return center * m + t.mean(1, keepdim=True) * (1 - m)
-        if mistake == "grad":
-            return center * m + teacher_out.mean(0, keepdim=True) * (1 - m)
-        if mistake == "none":
-            center.mul_(m).add_(t.mean(0, keepdim=True) * (1 - m))
-            return None
-        return center * m + t.mean(0, keepdim=True) * (1 - m)
-    return update
 
 
 def test_update_center_accepts_right_answers(capsys):
@@ -611,43 +509,10 @@ def test_update_center_names_mistakes(mistake, words):
 # ----------------------------------------------------------------------------- the schedule
 
 
-def cosine_schedule(base, final, step, total_steps):
-    """The notebook's solution."""
-    if total_steps <= 0 or step >= total_steps:
-        return float(final)
-    return float(final + 0.5 * (base - final) * (1 + math.cos(math.pi * step / total_steps)))
-
-
 def cosine_schedule_numpy(base, final, step, total_steps):
     """Written differently: NumPy, clamped progress, the other way round (np.float64)."""
     progress = np.clip(step / total_steps, 0.0, 1.0)
     return base + (final - base) * (1 - np.cos(np.pi * progress)) / 2
-
-
-def make_schedule(mistake):
-    def schedule(base, final, step, total_steps):
-        if mistake == "swapped":
-            base, final = final, base
-        if step >= total_steps and mistake != "unclamped":
-            return float(final)
-        t = step / total_steps
-        if mistake == "linear":
-            return base + (final - base) * t
-        if mistake == "cos_only":
-            return final + (base - final) * math.cos(math.pi * t)
-        if mistake == "no_half":
-            return final + (base - final) * (1 + math.cos(math.pi * t))
-        if mistake == "integer_division":
-            t = step // total_steps
-        value = final + 0.5 * (base - final) * (1 + math.cos(math.pi * t))
-        if mistake == "tensor":
-            return torch.tensor(value)
-        if mistake == "float32":
-            return np.float32(value)
-        if mistake == "off":
-            return value + (1e-3 if step == 3 else 0.0)
-        return value
-    return schedule
 
 
 def test_cosine_schedule_accepts_right_answers(capsys):

@@ -5,29 +5,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from check_data import by_name
+from check_data.mae import (LEN_KEEP_MISTAKES, loss_eps_outside, make_loss, patchify_channels_first,
+                            patchify_column_major, patchify_plain, patchify_right,
+                            patchify_rows_columns_swapped, patchify_strided, patchify_strips,
+                            unpatchify_channels_first, unpatchify_channels_last_image,
+                            unpatchify_column_major, unpatchify_plain, unpatchify_right,
+                            unshuffle_inverse, unshuffle_mask_first, unshuffle_none,
+                            unshuffle_right)
 from course_utils.checks import mae as checks
 from helpers import fails_with
 
+LEN_KEEP = by_name(LEN_KEEP_MISTAKES)
+
 
 # ----------------------------------------------------------------------------- patchify
-
-
-def patchify_right(imgs, patch_size, pattern="nchpwq->nhwpqc"):
-    p = patch_size
-    N, _, H, W = imgs.shape
-    h, w = H // p, W // p
-    x = imgs.reshape(N, 3, h, p, w, p)
-    x = torch.einsum(pattern, x)
-    return x.reshape(N, h * w, p * p * 3)
-
-
-def unpatchify_right(x, patch_size, pattern="nhwpqc->nchpwq", layout=None):
-    p = patch_size
-    N, L, _ = x.shape
-    h = w = int(L ** 0.5)
-    x = x.reshape(N, h, w, *(layout or (p, p, 3)))
-    x = torch.einsum(pattern, x)
-    return x.reshape(N, 3, h * p, w * p)
 
 
 def patchify_unfold(imgs, patch_size):
@@ -53,33 +45,6 @@ def test_patchify_accepts_right_answers(capsys):
     assert out.out.count("[ok] patchify / unpatchify") == 2 and out.err == ""
 
 
-def patchify_channels_first(imgs, p):
-    return patchify_right(imgs, p, "nchpwq->nhwcpq")
-
-
-def patchify_plain(imgs, p):
-    return imgs.reshape(len(imgs), (imgs.shape[2] // p) ** 2, -1)
-
-
-def patchify_column_major(imgs, p):
-    return patchify_right(imgs, p, "nchpwq->nwhpqc")
-
-
-def patchify_strips(imgs, p):
-    return imgs.permute(0, 2, 3, 1).reshape(len(imgs), (imgs.shape[2] // p) ** 2, -1)
-
-
-def patchify_strided(imgs, p):
-    N, _, H, _ = imgs.shape
-    h = H // p
-    x = torch.einsum("ncphqw->nhwpqc", imgs.reshape(N, 3, p, h, p, h))
-    return x.reshape(N, h * h, p * p * 3)
-
-
-def patchify_rows_columns_swapped(imgs, p):
-    return patchify_right(imgs, p, "nchpwq->nhwqpc")
-
-
 def patchify_transposed(imgs, p):
     return patchify_right(imgs, p).transpose(1, 2)
 
@@ -94,24 +59,6 @@ def patchify_mixes_samples(imgs, p):
 
 def patchify_detached(imgs, p):
     return patchify_right(imgs.detach(), p)
-
-
-def unpatchify_plain(x, p):
-    side = int(x.shape[1] ** 0.5) * p
-    return x.reshape(len(x), 3, side, side)
-
-
-def unpatchify_channels_first(x, p):
-    return unpatchify_right(x, p, "nhwcpq->nchpwq", layout=(3, p, p))
-
-
-def unpatchify_column_major(x, p):
-    return unpatchify_right(x, p, "nwhpqc->nchpwq")
-
-
-def unpatchify_channels_last_image(x, p):
-    side = int(x.shape[1] ** 0.5) * p
-    return x.reshape(len(x), side, side, 3).permute(0, 3, 1, 2)
 
 
 def unpatchify_first_sample_only(x, p):
@@ -222,9 +169,9 @@ def masking_without_generator(x, mask_ratio):
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    (dict(len_keep=lambda L, r: round(L * (1 - r))), ["round(L * (1 - mask_ratio))"]),
-    (dict(len_keep=lambda L, r: L - int(L * r)), ["L - int(L * mask_ratio)"]),
-    (dict(len_keep=lambda L, r: int(L * r)), ["number to remove"]),
+    (dict(len_keep=LEN_KEEP["round"]), ["round(L * (1 - mask_ratio))"]),
+    (dict(len_keep=LEN_KEEP["removed_by_int"]), ["L - int(L * mask_ratio)"]),
+    (dict(len_keep=LEN_KEEP["removed"]), ["number to remove"]),
     (dict(len_keep=lambda L, r: max(1, int(L * (1 - r)))), ["int(L * (1 - mask_ratio))"]),
     (dict(mask_order="shuffled"), ["shuffled order"]),
     (dict(mask_order="ids_shuffle"), ["ids_restore"]),
@@ -258,14 +205,6 @@ def test_random_masking_reports_a_crash_with_no_kept_patch():
 # ----------------------------------------------------------------------------- unshuffle
 
 
-def unshuffle_right(x_kept, mask_token, ids_restore):
-    """facebookresearch/mae models_mae.py, forward_decoder (without the cls token)."""
-    N, K, D = x_kept.shape
-    mask_tokens = mask_token.repeat(N, ids_restore.shape[1] - K, 1)
-    x = torch.cat([x_kept, mask_tokens], dim=1)
-    return torch.gather(x, dim=1, index=ids_restore.unsqueeze(-1).repeat(1, 1, D))
-
-
 def unshuffle_scatter(x_kept, mask_token, ids_restore):
     """Written differently: scatter the shuffled sequence to the positions ids_shuffle names."""
     N, K, D = x_kept.shape
@@ -281,21 +220,6 @@ def test_unshuffle_accepts_right_answers(capsys):
     checks.check_unshuffle(unshuffle_scatter)
     out = capsys.readouterr()
     assert out.out.count("[ok] unshuffle") == 2 and out.err == ""
-
-
-def unshuffle_inverse(x_kept, mask_token, ids_restore):
-    return unshuffle_right(x_kept, mask_token, ids_restore.argsort(dim=1))
-
-
-def unshuffle_mask_first(x_kept, mask_token, ids_restore):
-    N, K, D = x_kept.shape
-    x = torch.cat([mask_token.repeat(N, ids_restore.shape[1] - K, 1), x_kept], dim=1)
-    return torch.gather(x, 1, ids_restore[..., None].repeat(1, 1, D))
-
-
-def unshuffle_none(x_kept, mask_token, ids_restore):
-    N, K, _ = x_kept.shape
-    return torch.cat([x_kept, mask_token.repeat(N, ids_restore.shape[1] - K, 1)], dim=1)
 
 
 def unshuffle_zeros(x_kept, mask_token, ids_restore):
@@ -323,31 +247,6 @@ def test_unshuffle_names_mistakes(fn, words):
 
 
 # ----------------------------------------------------------------------------- the loss
-
-
-def make_loss(patchify=patchify_right, reduce="removed", per_patch="mean", norm="right"):
-    def mae_loss(imgs, pred, mask, patch_size, norm_pix_loss=False):
-        target = patchify(imgs, patch_size)
-        if norm_pix_loss and norm != "ignored":
-            dims, kw = {"right": (-1, {}), "biased": (-1, {"unbiased": False}),
-                        "no_sqrt": (-1, {}), "whole_image": ((1, 2), {}),
-                        "across_patches": (1, {})}[norm]
-            mean = target.mean(dim=dims, keepdim=True)
-            var = target.var(dim=dims, keepdim=True, **kw)
-            scale = var + 1e-6 if norm == "no_sqrt" else (var + 1e-6) ** 0.5
-            target = (target - mean) / scale
-        squared = (pred - target) ** 2
-        loss = squared.mean(dim=-1) if per_patch == "mean" else squared.sum(dim=-1)
-        if reduce == "all":
-            return loss.mean()
-        if reduce == "visible":
-            return (loss * (1 - mask)).sum() / (1 - mask).sum()
-        if reduce == "mean_with_mask":
-            return (loss * mask).mean()
-        if reduce == "per_patch":
-            return loss * mask
-        return (loss * mask).sum() / mask.sum()
-    return mae_loss
 
 
 def loss_boolean_index(imgs, pred, mask, patch_size, norm_pix_loss=False):
@@ -528,14 +427,6 @@ def test_unshuffle_with_every_patch_kept():
             return x_kept.clone()                         # forgets to reorder
         return unshuffle_right(x_kept, mask_token, ids_restore)
     fails_with(checks.check_unshuffle, unshuffle_all_kept_wrong, "every patch kept")
-
-
-def loss_eps_outside(imgs, pred, mask, patch_size, norm_pix_loss=False):
-    target = patchify_right(imgs, patch_size)
-    if norm_pix_loss:
-        target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True).sqrt()
-                                                             + 1e-6)
-    return (((pred - target) ** 2).mean(-1) * mask).sum() / mask.sum()
 
 
 def loss_no_eps(imgs, pred, mask, patch_size, norm_pix_loss=False):

@@ -5,6 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from check_data.moco import (logits_no_tau, logits_pos_last, logits_right, make_step,
+                             momentum_right, momentum_swapped)
 from course_utils.checks import moco as checks
 from helpers import fails_with
 
@@ -12,22 +14,10 @@ from helpers import fails_with
 # ----------------------------------------------------------------------------- momentum update
 
 
-@torch.no_grad()
-def momentum_right(online, target, m):
-    for po, pt in zip(online.parameters(), target.parameters()):
-        pt.copy_(m * pt + (1 - m) * po)
-
-
 def test_momentum_update_accepts_right_answer(capsys):
     checks.check_momentum_update(momentum_right)
     out = capsys.readouterr()
     assert "[ok] momentum_update" in out.out and out.err == ""
-
-
-@torch.no_grad()
-def momentum_swapped(online, target, m):
-    for po, pt in zip(online.parameters(), target.parameters()):
-        pt.copy_((1 - m) * pt + m * po)
 
 
 @torch.no_grad()
@@ -165,26 +155,10 @@ def test_key_queue_names_mistakes(cls, words):
 # ----------------------------------------------------------------------------- logits
 
 
-def logits_right(q, k, queue_keys, tau):
-    logits = torch.cat([torch.einsum("nc,nc->n", q, k)[:, None],
-                        torch.einsum("nc,kc->nk", q, queue_keys.detach())], dim=1) / tau
-    return logits, torch.zeros(len(q), dtype=torch.long)
-
-
 def test_moco_logits_accepts_right_answer(capsys):
     checks.check_moco_logits(logits_right)
     out = capsys.readouterr()
     assert "[ok] moco_logits" in out.out and out.err == ""
-
-
-def logits_pos_last(q, k, queue_keys, tau):
-    logits, labels = logits_right(q, k, queue_keys, tau)
-    return logits.roll(-1, dims=1), labels
-
-
-def logits_no_tau(q, k, queue_keys, tau):
-    logits, labels = logits_right(q, k, queue_keys, tau)
-    return logits * tau, labels
 
 
 def logits_matrix(q, k, queue_keys, tau):
@@ -228,32 +202,6 @@ def test_moco_logits_names_mistakes(fn, words):
 
 
 # ----------------------------------------------------------------------------- training step
-
-
-def make_step(order="right", normalise=True, momentum=True, no_grad=True, key_from="key",
-              enqueues=1):
-    def step(x_q, x_k, query_encoder, key_encoder, queue, m, tau):
-        if momentum and order != "momentum_after":
-            momentum_right(query_encoder, key_encoder, m)
-        norm = (lambda z: F.normalize(z, dim=1)) if normalise else (lambda z: z)
-        q = norm(query_encoder(x_q))
-        encoder = key_encoder if key_from == "key" else query_encoder
-        if no_grad:
-            with torch.no_grad():
-                k = norm(encoder(x_k))
-        else:
-            k = norm(encoder(x_k))
-        if order == "enqueue_first":
-            queue.enqueue(k)
-        logits, labels = logits_right(q, k, queue.keys, tau)
-        loss = F.cross_entropy(logits, labels)
-        if order != "enqueue_first":
-            for _ in range(enqueues):
-                queue.enqueue(k)
-        if order == "momentum_after":
-            momentum_right(query_encoder, key_encoder, m)
-        return loss
-    return step
 
 
 def test_moco_step_accepts_right_answer(capsys):

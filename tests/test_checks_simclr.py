@@ -7,10 +7,15 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms as T
 
+from check_data import by_name
+from check_data.simclr import (CE_MISTAKES, COS_MISTAKES, ce_right, ce_rows, cos_right,
+                               no_add_back, nt_xent, nt_xent_times_tau)
 from course_utils.augment import CIFAR10_MEAN, CIFAR10_STD
 from course_utils.checks import CheckFailure, diagnose, fixed_tensor
 from course_utils.checks import simclr as checks
 from helpers import fails_with
+
+CE, COS = by_name(CE_MISTAKES), by_name(COS_MISTAKES)
 
 
 def test_diagnose_names_the_matching_mistake():
@@ -28,17 +33,6 @@ def test_fixed_inputs_are_deterministic():
 
 
 # ----------------------------------------------------------------------------- cross-entropy
-
-
-def ce_rows(logits, targets):
-    """Per-row -z_y + log sum exp(z), from max, exp, sum, log and gather."""
-    top = logits.max(dim=1, keepdim=True).values
-    lse = top.squeeze(1) + (logits - top).exp().sum(dim=1).log()
-    return lse - logits.gather(1, targets[:, None]).squeeze(1)
-
-
-def ce_right(logits, targets):
-    return ce_rows(logits, targets).mean()
 
 
 def test_softmax_cross_entropy_accepts_right_answer(capsys):
@@ -71,21 +65,14 @@ def one_hot_ce(logits, targets):
     return -(F.one_hot(targets, logits.shape[1]) * logp).sum(1).mean()
 
 
-def no_add_back(logits, targets):
-    m = logits.max(1, keepdim=True).values
-    lse = (logits - m).exp().sum(1).log()
-    return (lse - logits[torch.arange(len(targets)), targets]).mean()
-
-
 @pytest.mark.parametrize("fn, words", [
-    (lambda z, y: ce_rows(z, y).sum(), ["summed"]),
+    (CE["sum"], ["summed"]),
     (lambda z, y: ce_rows(z, y), ["one loss per sample", ".mean()"]),
-    (lambda z, y: -ce_rows(z, y).mean(), ["sign"]),
-    (lambda z, y: (torch.logsumexp(z, 0).mean() - z[torch.arange(len(y)), y].mean()),
-     ["wrong dimension"]),
+    (CE["sign"], ["sign"]),
+    (CE["dim0"], ["wrong dimension"]),
     (no_add_back, ["add it back"]),
-    (lambda z, y: (torch.logsumexp(z, 1)[:, None] - z[:, y]).mean(), ["(b, b) block"]),
-    (lambda z, y: ce_rows(z, y).mean() / z.shape[1], ["b*c entries"]),
+    (CE["index_block"], ["(b, b) block"]),
+    (CE["mean_bc"], ["b*c entries"]),
     (unstable_ce, ["overflow", "maximum"]),
     (one_hot_ce, ["nan", "0 * (-inf)"]),
     (lambda z, y: ce_rows(z, y).mean().item(), ["torch.tensor", ".item()"]),
@@ -98,10 +85,6 @@ def test_softmax_cross_entropy_names_mistakes(fn, words):
 # ----------------------------------------------------------------------------- cosine similarity
 
 
-def cos_right(z):
-    return F.cosine_similarity(z[:, None, :], z[None, :, :], dim=-1)
-
-
 def test_cosine_similarity_matrix_accepts_right_answer(capsys):
     checks.check_cosine_similarity_matrix(cos_right)
     checks.check_cosine_similarity_matrix(lambda z: F.normalize(z, dim=1) @ F.normalize(z, dim=1).T)
@@ -109,11 +92,11 @@ def test_cosine_similarity_matrix_accepts_right_answer(capsys):
 
 
 @pytest.mark.parametrize("fn, words", [
-    (lambda z: z @ z.T, ["dot products"]),
-    (lambda z: F.normalize(z, dim=0) @ F.normalize(z, dim=0).T, ["dim=0"]),
-    (lambda z: F.normalize(z, dim=1) @ z.T, ["one side"]),
-    (lambda z: (z @ z.T) / (z.norm(dim=1) * z.norm(dim=1)), ["outer product"]),
-    (lambda z: 1 - cos_right(z), ["distance"]),
+    (COS["dot"], ["dot products"]),
+    (COS["dim0"], ["dim=0"]),
+    (COS["one_side"], ["one side"]),
+    (COS["col_sq"], ["outer product"]),
+    (COS["distance"], ["distance"]),
     (lambda z: F.cosine_similarity(z, z), ["every pair"]),
     (lambda z: F.normalize(z, dim=0).T @ F.normalize(z, dim=0), ["z.t @ z"]),
 ])
@@ -139,38 +122,6 @@ def test_cosine_similarity_matrix_edge_requirements(fn, words):
 
 
 # ----------------------------------------------------------------------------- NT-Xent
-
-
-def nt_xent(z_i, z_j, tau, *, self_in=False, diag_value=None, temp=None, cosine=True,
-            target_shift=None, reduce="mean", cross_only=False):
-    """NT-Xent with switches that reproduce the known mistakes (F.cross_entropy based)."""
-    n = len(z_i)
-    z = torch.cat([z_i, z_j])
-    if cosine:
-        z = F.normalize(z, dim=1)
-    logits = z @ z.T
-    logits = logits / tau if temp is None else temp(logits)
-    eye = torch.eye(2 * n, dtype=torch.bool)
-    if diag_value is not None:
-        logits = logits.masked_fill(eye, diag_value)
-    elif not self_in:
-        logits = logits.masked_fill(eye, float("-inf"))
-    shift = n if target_shift is None else target_shift
-    targets = (torch.arange(2 * n) + shift) % (2 * n)
-    if cross_only:  # negatives from the other view only (as in CLIP): two N x N problems
-        cross = logits[:n, n:]
-        logits = torch.cat([cross, cross.T])
-        targets = torch.cat([torch.arange(n), torch.arange(n)])
-    terms = F.cross_entropy(logits, targets, reduction="none")
-    if reduce == "mean":
-        return terms.mean()
-    if reduce == "first":
-        return terms[:n].mean()
-    if reduce == "over_n":
-        return terms.sum() / n
-    if reduce == "sum":
-        return terms.sum()
-    return terms
 
 
 def nt_xent_loops(z_i, z_j, tau):
@@ -247,8 +198,7 @@ def test_nt_xent_names_mistakes(kwargs, words):
 
 
 def test_nt_xent_multiplied_by_tau_is_named():
-    fails_with(checks.check_nt_xent_loss,
-               lambda a, b, tau: nt_xent(a, b, tau, temp=lambda s: s * tau), "multiplied by tau")
+    fails_with(checks.check_nt_xent_loss, nt_xent_times_tau, "multiplied by tau")
 
 
 def test_nt_xent_detached_is_named():

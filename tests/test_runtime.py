@@ -61,6 +61,15 @@ def test_pick_by_mode_and_grading_falls_back_to_fast(env):
     assert runtime.pick(full=1, fast=2, grading=0) == 0  # a falsy value is still a choice
 
 
+def test_picker_keeps_the_mode_it_was_given(env):
+    pick = runtime.picker("full")
+    env.setenv("NBGRADER_EXECUTION", "1")             # the environment changes afterwards
+    assert pick(full=1, fast=2, grading=3) == 1
+    assert runtime.picker("grading")(full=1, fast=2) == 2
+    with pytest.raises(ValueError, match="turbo"):
+        runtime.picker("turbo")
+
+
 def test_get_device_prefers_cuda_then_mps_then_cpu(env):
     assert runtime.get_device() == torch.device("cpu")
     mps = getattr(torch.backends, "mps", None)
@@ -146,3 +155,13 @@ def test_a_mistyped_flag_is_an_error_not_off(env):
 def test_every_flag_of_the_course_takes_on(env, name, read):
     env.setenv(name, "on")                 # COURSE_OFFLINE=on was ignored before
     assert read()
+
+
+def test_shared_settings_follow_the_mode_and_course_dataset(env):
+    env.delenv("COURSE_DATASET", raising=False)
+    assert runtime.shared_settings("full") == ("cifar10", None, None, 200, None)
+    assert runtime.shared_settings("fast") == ("shapes", 2000, 500, 20, None)
+    assert runtime.shared_settings("grading") == ("shapes", 200, 100, 20, 2)
+    env.setenv("COURSE_DATASET", "stl10")
+    assert runtime.shared_settings("full")[0] == runtime.shared_settings("fast")[0] == "stl10"
+    assert runtime.shared_settings("grading")[0] == "shapes"     # grading never downloads

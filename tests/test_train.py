@@ -183,6 +183,7 @@ def test_steps_for():
     assert steps_for(2, 100, 32) == 6
     assert steps_for(2, 100, 32, drop_last=False) == 8
     assert steps_for(1, 10, 32) == 1
+    assert steps_for(2, 100, 32, max_steps=4) == 4 and steps_for(2, 100, 32, max_steps=9) == 6
 
 
 def test_to_device_channels_last_changes_image_batches_only():

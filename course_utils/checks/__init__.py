@@ -6,6 +6,10 @@ compares the output with numbers stored in the check: the right output, and the 
 the mistakes people often make. When your output matches a known mistake, the check names
 it. Nothing in this package computes the answer to an exercise.
 
+The stored numbers are in ``checks/stored/<notebook>.py``, one table per exercise: the right
+output, then each known mistake's output beside the message that names it. Those files are
+generated (their docstrings say by which command); only the comparisons are written here.
+
 A check prints one line when everything matches and raises ``AssertionError`` otherwise. It
 writes nothing to stderr (the autograder scores a cell 0 when it does).
 
@@ -20,6 +24,10 @@ from typing import NoReturn, Sequence
 
 import numpy as np
 import torch
+
+from ..augment import CIFAR10_MEAN, CIFAR10_STD
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class CheckFailure(AssertionError):
@@ -76,6 +84,16 @@ def close(value, stored, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
 
 
+def normalized_black(mean: Sequence[float], std: Sequence[float]) -> tuple[float, ...]:
+    """What ``Normalize(mean, std)`` makes of a black pixel: -mean / std per channel, to 5
+    decimals (as the messages print it)."""
+    return tuple(round(-m / s, 5) for m, s in zip(mean, std))
+
+
+CIFAR_BLACK = normalized_black(CIFAR10_MEAN, CIFAR10_STD)
+IMAGENET_BLACK = normalized_black(IMAGENET_MEAN, IMAGENET_STD)
+
+
 def require_tensor(x, what: str, shape: Sequence[int] | None = None,
                    hint: str = "") -> torch.Tensor:
     """Fail unless ``x`` is a floating-point ``torch.Tensor`` (of ``shape``, if given)."""
@@ -124,5 +142,15 @@ def diagnose(value, expected, mistakes: Sequence[tuple[object, str]], what: str,
     fail(f"{what}: got {short(value)}, expected {short(expected)}. {hint}".strip())
 
 
-__all__ = ["CheckFailure", "as_array", "close", "diagnose", "fail", "fixed_tensor", "passed",
-           "quiet", "require_finite", "require_grad", "require_tensor", "short"]
+def known(table: dict, case: int | None = None) -> list[tuple[object, str]]:
+    """(stored output, message) of each known mistake of a stored table, in order: for
+    ``diagnose``. With ``case``, for that case of the fixed inputs (a mistake not defined
+    there, stored as None, is left out)."""
+    pairs = [(m["values"] if case is None else m["values"][case], m["message"])
+             for m in table["mistakes"]]
+    return [(values, message) for values, message in pairs if values is not None]
+
+
+__all__ = ["CIFAR_BLACK", "CheckFailure", "IMAGENET_BLACK", "as_array", "close", "diagnose",
+           "fail", "fixed_tensor", "known", "normalized_black", "passed", "quiet",
+           "require_finite", "require_grad", "require_tensor", "short"]

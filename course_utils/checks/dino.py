@@ -1,8 +1,8 @@
 """Visible checks for notebook 04 (DINO: multi-crop, the head, the loss, center and schedule).
 
 Each ``check_*`` runs your function (or class) on fixed inputs and compares the result with
-stored numbers: the right one and those of known mistakes (see ``course_utils.checks``). The
-numbers were computed once, offline, in float64; this module only compares.
+stored numbers: the right one and those of known mistakes (see ``course_utils.checks``), in
+``stored/dino.py``; this module only compares.
 
 The multi-crop check records which ``transforms.RandomResizedCrop`` your transform applies
 (size and scale), as the autograder does; the crops themselves are random, so it checks
@@ -21,9 +21,9 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
-from . import (as_array, close, diagnose, fail, fixed_tensor, passed, quiet, require_finite,
-               require_grad, require_tensor, short)
-from .simclr import CIFAR_BLACK, IMAGENET_BLACK
+from . import (CIFAR_BLACK, IMAGENET_BLACK, as_array, close, diagnose, fail, fixed_tensor, known,
+               passed, quiet, require_finite, require_grad, require_tensor, short)
+from .stored.dino import TABLES
 
 # ============================================================================ fixed inputs
 
@@ -76,80 +76,6 @@ def center_inputs():
 SCHEDULE_CASES = [(0.996, 1.0, 100, (0, 10, 25, 50, 75, 90, 100, 101, 150)),
                   (0.5, 0.1, 9, (0, 2, 3, 6, 8, 9, 12)),
                   (0.04, 0.4, 4, (0, 1, 2, 3, 4, 7))]
-
-# ============================================================================ stored numbers
-# Generated offline with float64 reference code (losses and centers rounded to 6 significant
-# digits, schedules to 12). One entry per case of the inputs above; None: not defined.
-
-LOSS = [2.80914, 1.75997]
-LOSS_LARGE = 177.350                     # large_loss_inputs(), at temperatures 0.1 and 0.04
-LOSS_MISTAKES = {
-    "same_view": (2.76951, 2.78086),
-    "temps_swapped": (5.87321, 5.06792),
-    "no_centering": (2.74985, 2.39627),
-    "center_added": (2.77758, 2.74411),
-    "sum_pairs": (16.8548, 3.51994),
-    "divided_2n": (2.10685, 0.879986),
-    "divided_n": (4.21371, 1.75997),
-    "divided_n_minus_1": (5.61827, 3.51994),
-    "divided_2": (8.42741, 1.75997),
-    "softmax_batch_teacher": (2.46804, 3.59155),
-    "softmax_batch_student": (4.2745, 1.29624),
-    "softmax_batch_both": (3.6149, 2.48674),
-    "no_sharpening": (2.78053, 2.78531),
-    "no_student_temp": (1.62522, 1.61584),
-    "locals_only": (2.51551, None),
-    "globals_only": (3.3964, 1.75997),
-    "same_only": (2.65064, 3.80175),
-    "interleaved": (2.86814, 3.87542),
-    "roles_swapped": (9.27518, 4.08058),
-    "mean_over_k": (0.561827, 0.293329),
-    "kl": (2.59504, 1.09477),
-    "negative": (-2.80914, -1.75997),
-}
-
-CENTER = [[[0.407568, 0.473025, 0.316011, 0.0103719, -0.300145]],
-          [[-0.0324015, -0.337011, -0.431646, -0.338909]]]
-CENTER_MISTAKES = {
-    "swapped": ([[0.302231, 0.290568, 0.142247, -0.0729756, -0.253876]],
-                [[-0.10505, -0.293583, -0.266828, -0.138038]]),
-    "softmax": ([[0.409102, 0.464554, 0.321329, 0.0355303, -0.25827]],
-                [[0.164154, -0.177374, -0.374697, -0.299827]]),
-    "centered": ([[0.365495, 0.423442, 0.282238, 0.00829286, -0.269552]],
-                 [[-0.0775599, -0.167464, -0.127133, -0.0426486]]),
-    "sum": ([[0.5521, 0.606906, 0.376274, -0.0313251, -0.424192]],
-            [[-0.332819, -0.585081, -0.356276, -0.0224642]]),
-    "momentum_0.9": (None, [[0.0765716, -0.402155, -0.678873, -0.640216]]),
-}
-
-SCHEDULE = [[0.996, 0.996097886967, 0.996585786438, 0.998, 0.999414213562, 0.999902113033,
-             1.0, 1.0, 1.0],
-            [0.5, 0.453208888624, 0.4, 0.2, 0.112061475843, 0.1, 0.1],
-            [0.04, 0.0927207793864, 0.22, 0.347279220614, 0.4, 0.4]]
-SCHEDULE_MISTAKES = {
-    "swapped": [[1.0, 0.999902113033, 0.999414213562, 0.998, 0.996585786438, 0.996097886967,
-                 0.996, 0.996, 0.996],
-                [0.1, 0.146791111376, 0.2, 0.4, 0.487938524157, 0.5, 0.5],
-                [0.4, 0.347279220614, 0.22, 0.0927207793864, 0.04, 0.04]],
-    "linear": [[0.996, 0.9964, 0.997, 0.998, 0.999, 0.9996, 1.0, 1.0, 1.0],
-               [0.5, 0.411111111111, 0.366666666667, 0.233333333333, 0.144444444444, 0.1, 0.1],
-               [0.04, 0.13, 0.22, 0.31, 0.4, 0.4]],
-    "cos_only": [[0.996, 0.996195773935, 0.997171572875, 1.0, 1.00282842712, 1.00380422607,
-                  1.0, 1.0, 1.0],
-                 [0.5, 0.406417777248, 0.3, -0.1, -0.275877048314, 0.1, 0.1],
-                 [0.04, 0.145441558773, 0.4, 0.654558441227, 0.4, 0.4]],
-    "no_half": [[0.992, 0.992195773935, 0.993171572875, 0.996, 0.998828427125, 0.999804226065,
-                 1.0, 1.0, 1.0],
-                [0.9, 0.806417777248, 0.7, 0.3, 0.124122951686, 0.1, 0.1],
-                [-0.32, -0.214558441227, 0.04, 0.294558441227, 0.4, 0.4]],
-    "unclamped": [[0.996, 0.996097886967, 0.996585786438, 0.998, 0.999414213562,
-                   0.999902113033, 1.0, 0.999999013121, 0.998],
-                  [0.5, 0.453208888624, 0.4, 0.2, 0.112061475843, 0.1, 0.2],
-                  [0.04, 0.0927207793864, 0.22, 0.347279220614, 0.4, 0.0927207793864]],
-    "integer_division": [[0.996, 0.996, 0.996, 0.996, 0.996, 0.996, 1.0, 1.0, 1.0],
-                         [0.5, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1],
-                         [0.04, 0.04, 0.04, 0.04, 0.4, 0.4]],
-}
 
 # ============================================================================ multi-crop
 
@@ -665,52 +591,6 @@ def _check_head_case(cls, case) -> None:
 # ============================================================================ the loss
 
 PAIRS = "the 2 * n_crops - 2 pairs (teacher crop i in {0, 1}, student crop v != i)"
-LOSS_MESSAGES = {
-    "same_view": "the pairs of the same view (student crop v == teacher crop i) are included; "
-                 "skip them: predicting a crop from itself is trivial.",
-    "temps_swapped": "the temperatures are swapped: divide the teacher's (centred) logits by "
-                     "teacher_temp and the student's by student_temp.",
-    "no_centering": "the teacher's outputs are not centred: P_t = softmax((teacher_out - "
-                    "center) / teacher_temp).",
-    "center_added": "the center is added to the teacher's outputs; subtract it: "
-                    "(teacher_out - center) / teacher_temp.",
-    "sum_pairs": f"the loss is the sum over the pairs; take the mean over {PAIRS}.",
-    "divided_2n": f"the sum is divided by 2 * n_crops; there are 2 * n_crops - 2 pairs "
-                  f"({PAIRS}).",
-    "divided_n": f"the sum is divided by n_crops; divide by the number of pairs, "
-                 f"2 * n_crops - 2 ({PAIRS}).",
-    "divided_n_minus_1": f"the sum is divided by n_crops - 1 (a mean per teacher crop, then "
-                         f"a sum over the two); divide by 2 * n_crops - 2 ({PAIRS}).",
-    "divided_2": f"the sum is divided by 2 (the teacher crops); divide by the number of "
-                 f"pairs, 2 * n_crops - 2 ({PAIRS}).",
-    "softmax_batch_teacher": "the teacher's softmax runs over the batch (dim=0); take it over "
-                             "the K outputs of each row (dim=-1).",
-    "softmax_batch_student": "the student's log_softmax runs over the batch (dim=0); take it "
-                             "over the K outputs of each row (dim=-1).",
-    "softmax_batch_both": "the softmaxes run over the batch (dim=0); take them over the K "
-                          "outputs of each row (dim=-1).",
-    "no_sharpening": "the teacher's probabilities are not sharpened: teacher_temp is ignored. "
-                     "P_t = softmax((teacher_out - center) / teacher_temp).",
-    "no_student_temp": "student_temp is ignored: log P_s = log_softmax(student_out / "
-                       "student_temp).",
-    "locals_only": "the teacher is compared with the local crops only; the student's other "
-                   "global crop counts too (every v != i).",
-    "globals_only": "the student's local crops are left out; the teacher is compared with "
-                    "every student crop v != i, local crops included.",
-    "same_only": "only the pairs of the same view are used; DINO uses every pair of "
-                 "*different* crops (v != i) and skips the same view.",
-    "interleaved": "the rows are read sample by sample; they are stacked crop by crop: rows "
-                   "[0, B) are crop 0 of every image, [B, 2B) crop 1, ... Use .chunk(n, "
-                   "dim=0).",
-    "roles_swapped": "teacher and student are swapped in the cross-entropy; it is "
-                     "-sum_k P_t[k] * log P_s[k]: the teacher's probabilities weight the "
-                     "student's log-probabilities.",
-    "mean_over_k": "the cross-entropy is averaged over the K outputs; sum over them "
-                   "(dim=-1), then average over the batch.",
-    "kl": "this is the KL divergence; DINO's loss is the cross-entropy "
-          "-sum_k P_t[k] * log P_s[k] (same gradient, different value).",
-    "negative": "the sign is wrong: the cross-entropy is -sum_k P_t[k] * log P_s[k] >= 0.",
-}
 LOSS_HINT = ("P_t = softmax((teacher_out - center) / teacher_temp).detach(), chunked in 2; "
              "log P_s = log_softmax(student_out / student_temp), chunked in n_crops; the mean "
              f"of -(P_t[i] * log P_s[v]).sum(-1).mean() over {PAIRS}.")
@@ -718,7 +598,7 @@ LOSS_HINT = ("P_t = softmax((teacher_out - center) / teacher_temp).detach(), chu
 
 def check_dino_loss(fn) -> None:
     """Check ``dino_loss(student_out, teacher_out, center, student_temp, teacher_temp)``."""
-    what = "dino_loss"
+    what, stored = "dino_loss", TABLES["loss"]
     for case, (student, teacher, center, ts, tt) in enumerate(loss_inputs()):
         B, K = len(teacher) // 2, teacher.shape[1]
         n_crops = len(student) // B
@@ -735,9 +615,7 @@ def check_dino_loss(fn) -> None:
                  f"{tuple(loss.shape)}: average over the batch and over the pairs.")
         require_finite(loss, label)
         require_grad(loss, what)
-        mistakes = [(stored[case], LOSS_MESSAGES[name]) for name, stored in LOSS_MISTAKES.items()
-                    if stored[case] is not None]
-        diagnose(loss, LOSS[case], mistakes, label, hint=LOSS_HINT)
+        diagnose(loss, stored["expected"][case], known(stored, case), label, hint=LOSS_HINT)
         if not torch.equal(center_in, center):
             fail(f"{what} changed the center in place; leave it alone: update_center "
                  f"(the next exercise) updates it, after the loss.")
@@ -764,8 +642,9 @@ def check_dino_loss(fn) -> None:
              f"F.log_softmax(student_out / student_temp, dim=-1), not torch.log(softmax(...)) "
              f"(a probability that underflows to 0 gives log 0 = -inf), and P_t with "
              f"F.softmax.")
-    if not close(large, LOSS_LARGE, rtol=1e-4, atol=1e-3):
-        fail(f"{label}: got {short(large)}, expected {LOSS_LARGE}: large outputs lose "
+    expected = TABLES["loss_large"]["expected"]
+    if not close(large, expected, rtol=1e-4, atol=1e-3):
+        fail(f"{label}: got {short(large)}, expected {expected}: large outputs lose "
              f"precision in your computation; use F.softmax and F.log_softmax.")
 
     for K in (7, 50):
@@ -776,7 +655,8 @@ def check_dino_loss(fn) -> None:
         if not close(uniform, math.log(K), rtol=1e-5, atol=1e-5):
             fail(f"{what}: when every output is the same (uniform distributions over K = {K}) "
                  f"the loss should be ln K = {math.log(K):.5f}, got {short(uniform)}.")
-    passed(what, f"{LOSS[0]:.4f} and {LOSS[1]:.4f} for the fixed inputs (4 and 2 crops): "
+    first, second = stored["expected"]
+    passed(what, f"{first:.4f} and {second:.4f} for the fixed inputs (4 and 2 crops): "
                  f"centred, sharpened, detached teacher; every pair of different crops; "
                  f"finite for large outputs at temperatures 0.1 and 0.04; uniform outputs "
                  f"give ln K")
@@ -784,21 +664,10 @@ def check_dino_loss(fn) -> None:
 
 # ============================================================================ the center
 
-CENTER_MESSAGES = {
-    "swapped": "the momentum roles are swapped: the old center keeps the share m, "
-               "center * momentum + batch_mean * (1 - momentum).",
-    "softmax": "the center is an average of the teacher's *raw* outputs; do not apply a "
-               "softmax before taking the mean.",
-    "centered": "the center is an average of the teacher's *raw* outputs; do not subtract the "
-                "center from them first.",
-    "sum": "the batch is summed; take its mean, teacher_out.mean(dim=0, keepdim=True).",
-    "momentum_0.9": "the momentum is hard-coded to 0.9; use the argument momentum.",
-}
-
 
 def check_update_center(fn) -> None:
     """Check ``update_center(center, teacher_out, momentum)`` on two fixed cases."""
-    what = "update_center"
+    what, stored = "update_center", TABLES["center"]
     for case, (center, teacher, m) in enumerate(center_inputs()):
         n, K = teacher.shape
         label = f"{what}(center (1, {K}), teacher_out ({n}, {K}), momentum={m})"
@@ -816,9 +685,7 @@ def check_update_center(fn) -> None:
             fail(f"{label} has shape {tuple(new.shape)}, expected (1, {K}): the mean over the "
                  f"batch (dim=0, keepdim=True).")
         require_finite(new, label)
-        mistakes = [(stored[case], CENTER_MESSAGES[name])
-                    for name, stored in CENTER_MISTAKES.items() if stored[case] is not None]
-        diagnose(new, CENTER[case], mistakes, label,
+        diagnose(new, stored["expected"][case], known(stored, case), label,
                  hint="new center = center * momentum + teacher_out.mean(dim=0, keepdim=True) "
                       "* (1 - momentum).")
         if new.requires_grad:
@@ -831,22 +698,6 @@ def check_update_center(fn) -> None:
 
 
 # ============================================================================ the schedule
-
-SCHEDULE_MESSAGES = {
-    "swapped": "base and final are swapped: the schedule starts at base (step 0) and ends at "
-               "final (step total_steps).",
-    "linear": "this is a linear schedule; DINO's follows a cosine: final + 0.5 * (base - "
-              "final) * (1 + cos(pi * step / total_steps)).",
-    "cos_only": "the cosine goes from 1 to -1, so final + (base - final) * cos(...) "
-                "overshoots; use the factor 0.5 * (1 + cos(pi * step / total_steps)), "
-                "which goes from 1 to 0.",
-    "no_half": "the factor (1 + cos(...)) goes from 2 to 0; halve it: 0.5 * (1 + cos(pi * "
-               "step / total_steps)), so that step 0 gives base.",
-    "unclamped": "after total_steps the value goes back up (the cosine continues); return "
-                 "final for step >= total_steps.",
-    "integer_division": "step // total_steps is an integer division (0 until the end); use "
-                        "step / total_steps.",
-}
 
 
 def _schedule_value(fn, base, final, step, total):
@@ -868,21 +719,22 @@ def _schedule_value(fn, base, final, step, total):
 
 def check_cosine_schedule(fn) -> None:
     """Check ``cosine_schedule(base, final, step, total_steps)`` on three fixed schedules."""
-    what = "cosine_schedule"
+    what, stored = "cosine_schedule", TABLES["schedule"]
     got = [[_schedule_value(fn, base, final, step, total) for step in steps]
            for base, final, total, steps in SCHEDULE_CASES]
-    matches = [close(row, stored, rtol=0, atol=1e-9) for row, stored in zip(got, SCHEDULE)]
+    matches = [close(row, right, rtol=0, atol=1e-9)
+               for row, right in zip(got, stored["expected"])]
     if all(matches):
         base, final, total, _ = SCHEDULE_CASES[0]
         passed(what, f"{base} at step 0, {final} at step {total} and after, cosine in between "
                      f"(3 schedules)")
         return
-    for name, stored in SCHEDULE_MISTAKES.items():
-        if all(close(row, s, rtol=0, atol=1e-9) for row, s in zip(got, stored)):
-            fail(f"{what}: {SCHEDULE_MESSAGES[name]}")
+    for values, message in known(stored):
+        if all(close(row, v, rtol=0, atol=1e-9) for row, v in zip(got, values)):
+            fail(f"{what}: {message}")
     case = matches.index(False)
     base, final, total, steps = SCHEDULE_CASES[case]
-    for step, value, right in zip(steps, got[case], SCHEDULE[case]):
+    for step, value, right in zip(steps, got[case], stored["expected"][case]):
         if not close(value, right, rtol=0, atol=1e-9):
             after = " (after the end: final)" if step >= total else ""
             fail(f"{what}({base}, {final}, {step}, {total}) = {value:.10g}, expected "

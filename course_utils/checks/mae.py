@@ -1,8 +1,8 @@
 """Visible checks for notebook 03 (MAE: patches, random masking, unshuffle, the loss).
 
 Each ``check_*`` runs your function on fixed inputs and compares the result with stored
-numbers: the right one and those of known mistakes (see ``course_utils.checks``). The numbers
-were computed once, offline, in float64; this module only compares.
+numbers: the right one and those of known mistakes (see ``course_utils.checks``), in
+``stored/mae.py``; this module only compares.
 
 The patch checks feed ``arange`` images, so every output value *is* the flat index of a
 pixel of the input: value v is channel v // (H*W), row (v % (H*W)) // W, column v % W. The
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from . import (as_array, close, diagnose, fail, fixed_tensor, passed, quiet, require_finite,
-               require_grad, require_tensor, short)
+from . import (as_array, close, diagnose, fail, fixed_tensor, known, passed, quiet,
+               require_finite, require_grad, require_tensor, short)
+from .stored.mae import TABLES
 
 # ============================================================================ fixed inputs
 
@@ -30,6 +31,21 @@ def unshuffle_inputs():
              torch.tensor(UNSHUFFLE_IDS_RESTORE[0])),
             (fixed_tensor(1, 2, 2, phase=2.0), fixed_tensor(1, 1, 2, phase=7.0),
              torch.tensor(UNSHUFFLE_IDS_RESTORE[1]))]
+
+
+def all_kept_inputs():
+    """x_kept (1, 4, 3), mask_token (1, 1, 3), ids_restore (1, 4): every patch kept."""
+    return (fixed_tensor(1, 4, 3, phase=4.0), fixed_tensor(1, 1, 3, phase=9.0),
+            torch.tensor([[2, 0, 3, 1]]))
+
+
+# ids_restore of the two unshuffle cases
+UNSHUFFLE_IDS_RESTORE = [[[4, 6, 5, 1, 2, 0, 3], [5, 3, 0, 2, 6, 4, 1]],
+                         [[2, 0, 1, 3, 4]]]
+
+# (L, mask_ratio) of the cases of the number of kept patches
+LEN_KEEP_CASES = [(16, 0.75), (20, 0.9), (10, 0.9), (49, 0.75), (7, 0.5), (8, 0.6), (10, 0.7),
+                  (5, 0.5)]
 
 
 def loss_inputs():
@@ -50,128 +66,13 @@ def low_contrast_inputs():
 
 
 # ============================================================================ stored numbers
-# Generated offline with float64 reference code (losses rounded to 6 significant digits).
+# patchify(arange(108).reshape(1, 3, 6, 6), p)[0] for p = 2 and 3: one row per patch. The
+# unshuffle tables hold where each output token comes from: j = x_kept[n, j], -1 = the mask
+# token.
 
-# patchify(arange(108).reshape(1, 3, 6, 6), 2)[0]: one row per patch
-PATCHES = [[0, 36, 72, 1, 37, 73, 6, 42, 78, 7, 43, 79],
-           [2, 38, 74, 3, 39, 75, 8, 44, 80, 9, 45, 81],
-           [4, 40, 76, 5, 41, 77, 10, 46, 82, 11, 47, 83],
-           [12, 48, 84, 13, 49, 85, 18, 54, 90, 19, 55, 91],
-           [14, 50, 86, 15, 51, 87, 20, 56, 92, 21, 57, 93],
-           [16, 52, 88, 17, 53, 89, 22, 58, 94, 23, 59, 95],
-           [24, 60, 96, 25, 61, 97, 30, 66, 102, 31, 67, 103],
-           [26, 62, 98, 27, 63, 99, 32, 68, 104, 33, 69, 105],
-           [28, 64, 100, 29, 65, 101, 34, 70, 106, 35, 71, 107]]
-# patchify(arange(108).reshape(1, 3, 6, 6), 3)[0]
-PATCHES_P3 = [[0, 36, 72, 1, 37, 73, 2, 38, 74, 6, 42, 78, 7, 43, 79, 8, 44, 80,
-               12, 48, 84, 13, 49, 85, 14, 50, 86],
-              [3, 39, 75, 4, 40, 76, 5, 41, 77, 9, 45, 81, 10, 46, 82, 11, 47, 83,
-               15, 51, 87, 16, 52, 88, 17, 53, 89],
-              [18, 54, 90, 19, 55, 91, 20, 56, 92, 24, 60, 96, 25, 61, 97, 26, 62, 98,
-               30, 66, 102, 31, 67, 103, 32, 68, 104],
-              [21, 57, 93, 22, 58, 94, 23, 59, 95, 27, 63, 99, 28, 64, 100, 29, 65, 101,
-               33, 69, 105, 34, 70, 106, 35, 71, 107]]
-# The first two patches that known mistakes produce for the same image (p = 2).
-PATCHES_MISTAKES = {
-    "channels_first": [[0, 1, 6, 7, 36, 37, 42, 43, 72, 73, 78, 79],
-                       [2, 3, 8, 9, 38, 39, 44, 45, 74, 75, 80, 81]],
-    "plain_reshape": [[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
-                      [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]],
-    "column_major": [[0, 36, 72, 1, 37, 73, 6, 42, 78, 7, 43, 79],
-                     [12, 48, 84, 13, 49, 85, 18, 54, 90, 19, 55, 91]],
-    "strips": [[0, 36, 72, 1, 37, 73, 2, 38, 74, 3, 39, 75],
-               [4, 40, 76, 5, 41, 77, 6, 42, 78, 7, 43, 79]],
-    "strided": [[0, 36, 72, 3, 39, 75, 18, 54, 90, 21, 57, 93],
-                [1, 37, 73, 4, 40, 76, 19, 55, 91, 22, 58, 94]],
-    "rows_columns_swapped": [[0, 36, 72, 6, 42, 78, 1, 37, 73, 7, 43, 79],
-                             [2, 38, 74, 8, 44, 80, 3, 39, 75, 9, 45, 81]],
-}
-# The first pixel row of each channel that known wrong unpatchify give for PATCHES.
-UNPATCH_MISTAKES = {
-    "plain_reshape": [[0, 36, 72, 1, 37, 73], [12, 48, 84, 13, 49, 85], [24, 60, 96, 25, 61, 97]],
-    "channels_first": [[0, 36, 2, 38, 4, 40], [37, 73, 39, 75, 41, 77], [78, 7, 80, 9, 82, 11]],
-    "column_major": [[0, 1, 12, 13, 24, 25], [36, 37, 48, 49, 60, 61], [72, 73, 84, 85, 96, 97]],
-    "channels_last_image": [[0, 1, 6, 7, 2, 3], [36, 37, 42, 43, 38, 39], [72, 73, 78, 79, 74, 75]],
-}
-
-# Number of kept patches for (L, mask_ratio), and what other formulas give.
-LEN_KEEP_CASES = [(16, 0.75), (20, 0.9), (10, 0.9), (49, 0.75), (7, 0.5), (8, 0.6), (10, 0.7),
-                  (5, 0.5)]
-LEN_KEEP = [4, 1, 0, 12, 3, 3, 3, 2]
-LEN_KEEP_MISTAKES = {
-    "round(L * (1 - mask_ratio))": [4, 2, 1, 12, 4, 3, 3, 2],
-    "math.ceil(L * (1 - mask_ratio))": [4, 2, 1, 13, 4, 4, 4, 3],
-    "L - int(L * mask_ratio)": [4, 2, 1, 13, 4, 4, 3, 3],
-    "L - round(L * mask_ratio)": [4, 2, 1, 12, 3, 3, 3, 3],
-    "int(L - L * mask_ratio)": [4, 2, 1, 12, 3, 3, 3, 2],
-    "int(L * mask_ratio) (the number to REMOVE)": [12, 18, 9, 36, 3, 4, 7, 2],
-}
-
-# Every patch kept (N=1, L=4, len_keep=4): ids_restore, and where each output token comes from.
-UNSHUFFLE_ALL_KEPT_IDS = [[2, 0, 3, 1]]
-UNSHUFFLE_ALL_KEPT = [[2, 0, 3, 1]]
-
-# ids_restore of the two unshuffle cases, and where each output position's token comes
-# from: j = x_kept[n, j], -1 = the mask token.
-UNSHUFFLE_IDS_RESTORE = [[[4, 6, 5, 1, 2, 0, 3], [5, 3, 0, 2, 6, 4, 1]],
-                         [[2, 0, 1, 3, 4]]]
-UNSHUFFLE = [[[-1, -1, -1, 1, 2, 0, -1], [-1, -1, 0, 2, -1, -1, 1]],
-             [[-1, 0, 1, -1, -1]]]
-UNSHUFFLE_MISTAKES = {
-    "inverse": [[[-1, -1, -1, -1, 0, 2, 1], [2, -1, -1, 1, -1, 0, -1]],
-                [[1, -1, 0, -1, -1]]],
-    "mask_first": [[[0, 2, 1, -1, -1, -1, -1], [1, -1, -1, -1, 2, 0, -1]],
-                   [[-1, -1, -1, 0, 1]]],
-    "none": [[[0, 1, 2, -1, -1, -1, -1], [0, 1, 2, -1, -1, -1, -1]],
-             [[0, 1, -1, -1, -1]]],
-}
-
-LOSS = 0.873093
-LOSS_NORM = 1.23919
-LOSS_MISTAKES = {"all_patches": 0.827581, "visible": 0.751728, "pixel_sum": 10.4771,
-                 "no_division": 4.36546, "mean_with_mask": 0.545683}
-LOSS_NORM_MISTAKES = {"ignored": 0.873093, "biased": 1.32285, "no_sqrt": 1.85688,
-                      "whole_image": 1.3935, "across_patches": 0.979155, "whole_batch": 1.40535,
-                      "all_patches": 1.24282, "visible": 1.24889, "pixel_sum": 14.8702}
-# low_contrast_inputs() with norm_pix_loss=True: the 1e-6 inside the square root matters there.
-LOSS_LOW_CONTRAST = 0.467087
-LOSS_LOW_CONTRAST_MISTAKES = {"outside": 0.889407, "no_sqrt": 156794.0, "biased": 0.474413,
-                              "ignored": 0.377850}
-# (norm_pix_loss=False, norm_pix_loss=True) when patchify makes one of the layout mistakes.
-LOSS_LAYOUT = {"channels_first": (0.868986, 1.23348), "plain_reshape": (0.617117, 0.959826),
-               "column_major": (0.772452, 1.16915), "strips": (0.840155, 1.27186),
-               "strided": (0.835701, 1.27126), "rows_columns_swapped": (0.86948, 1.23574)}
+PATCHES, PATCHES_P3 = TABLES["patchify"]["expected"], TABLES["patchify_p3"]["expected"]
 
 # ============================================================================ patchify
-
-PATCHIFY_MESSAGES = {
-    "channels_first": "inside each patch the channel comes first, (c, i, j) order (what "
-                      "F.unfold gives); MAE's layout is pixel row i, then pixel column j, then "
-                      "channel c: value (i * p + j) * 3 + c of a patch.",
-    "plain_reshape": "a plain reshape(N, L, -1) cuts the image's memory into runs of p*p*3 "
-                     "numbers, which are not patches: split H into (h, p) and W into (w, p), "
-                     "move the axes so that the order is (N, h, w, p, p, 3), then reshape.",
-    "column_major": "the patches are numbered column by column; MAE numbers them row by row: "
-                    "patch k sits at patch-row k // w, patch-column k % w.",
-    "strips": "each of your 'patches' is a run of pixels along one image row, not a p x p "
-              "square: split H into (h, p) and W into (w, p) before moving the axes.",
-    "strided": "each of your patches takes pixels h apart, spread over the whole image, not p x "
-               "p neighbours: reshape to (N, 3, h, p, w, p) (patch index before pixel index), "
-               "not (N, 3, p, h, p, w).",
-    "rows_columns_swapped": "inside each patch, pixel rows and columns are swapped: MAE's order "
-                            "is pixel row i, then pixel column j, then channel c.",
-}
-
-UNPATCHIFY_MESSAGES = {
-    "plain_reshape": "a plain reshape(N, 3, H, W) does not undo patchify: reshape to (N, h, w, "
-                     "p, p, 3), move the axes back to (N, 3, h, p, w, p), then reshape.",
-    "channels_first": "your unpatchify reads each patch as (c, i, j); patchify writes it as "
-                      "(i, j, c).",
-    "column_major": "your unpatchify puts patch k at patch-column k // w; patches are numbered "
-                    "row by row (patch-row k // w, patch-column k % w).",
-    "channels_last_image": "reshape(N, H, W, 3) reads the patches as runs of image rows; each "
-                           "patch is a p x p square.",
-}
 
 
 def _pixels(values, size: int = 6, n: int = 6) -> str:
@@ -191,9 +92,9 @@ def _check_patch_values(out, expected, p: int) -> None:
     if _match(out, expected):
         return
     if p == 2:
-        for name, first_two in PATCHES_MISTAKES.items():
-            if _match(out[:2], first_two):
-                fail(f"patchify: {PATCHIFY_MESSAGES[name]}")
+        for patches, message in known(TABLES["patchify"]):   # told apart by 2 patches
+            if _match(out[:2], patches[:2]):
+                fail(f"patchify: {message}")
     for k, (got, want) in enumerate(zip(as_array(out), expected)):
         if not _match(got, want):
             fail(f"patchify(imgs, {p}) of the arange image (3, 6, 6): patch {k} should hold "
@@ -211,9 +112,9 @@ def _check_unpatch_values(img, p: int, image) -> None:
     if _match(img, image):
         return
     if p == 2:
-        for name, first_rows in UNPATCH_MISTAKES.items():
-            if _match(img[0, :, 0, :], first_rows):
-                fail(f"{what} should give imgs back: {UNPATCHIFY_MESSAGES[name]}")
+        for image_back, message in known(TABLES["unpatchify"]):   # by each channel's row 0
+            if _match(img[0, :, 0, :], as_array(image_back)[0, :, 0, :]):
+                fail(f"{what} should give imgs back: {message}")
     fail(f"{what} should give the arange image back; the first row of channel 0 holds the "
          f"pixels (channel, row, column) = {_pixels(img[0, 0, 0])} instead of "
          f"{_pixels(image[0, 0, 0])}. unpatchify must undo patchify step by step.")
@@ -451,11 +352,12 @@ def check_random_masking(fn) -> None:
             fail(f"{what}(x with L = {L_case}, mask_ratio={ratio_case}) raised "
                  f"{type(error).__name__}: {error}.{extra}")
         got.append(int(kept_case.shape[1]) if isinstance(kept_case, torch.Tensor) else -1)
-    if got != LEN_KEEP:
+    stored = TABLES["len_keep"]
+    if got != stored["expected"]:
         table = ", ".join(f"L={c[0]}, ratio={c[1]}: {g} (expected {e})"
-                          for c, g, e in zip(LEN_KEEP_CASES, got, LEN_KEEP) if g != e)
-        named = [name for name, counts in LEN_KEEP_MISTAKES.items() if counts == got]
-        why = f"your counts are those of len_keep = {named[0]}; " if named else ""
+                          for c, g, e in zip(LEN_KEEP_CASES, got, stored["expected"]) if g != e)
+        named = [message for counts, message in known(stored) if counts == got]
+        why = f"{named[0]}; " if named else ""
         fail(f"{what} keeps the wrong number of patches ({table}): {why}MAE keeps exactly "
              f"len_keep = int(L * (1 - mask_ratio)), floating point included: "
              f"int(20 * (1 - 0.9)) = int(1.9999999999999996) = 1 and int(10 * (1 - 0.9)) = 0.")
@@ -507,15 +409,6 @@ def check_random_masking(fn) -> None:
 
 # ============================================================================ unshuffle
 
-UNSHUFFLE_MESSAGES = {
-    "inverse": "you applied the inverse permutation: gather with ids_restore (or scatter with "
-               "ids_shuffle = argsort(ids_restore)), not the other way round.",
-    "mask_first": "the mask tokens went before x_kept: append them after the kept tokens (the "
-                  "first len_keep shuffled positions are the kept ones), then unshuffle.",
-    "none": "the tokens are not put back in their places: after appending the mask tokens, "
-            "reorder with ids_restore.",
-}
-
 
 def _token_map(out: torch.Tensor, x_kept: torch.Tensor, mask_token: torch.Tensor) -> list:
     """For each output token: j when it equals x_kept[n, j], -1 for the mask token, -2 else."""
@@ -533,8 +426,8 @@ def _show(row) -> str:
 def _check_unshuffle_edges(fn) -> None:
     """Every patch kept (no mask token), none kept, and float64 tokens."""
     what = "unshuffle"
-    x_kept, token = fixed_tensor(1, 4, 3, phase=4.0), fixed_tensor(1, 1, 3, phase=9.0)
-    cases = {"every patch kept (len_keep = L)": (x_kept, torch.tensor(UNSHUFFLE_ALL_KEPT_IDS)),
+    x_kept, token, ids_restore = all_kept_inputs()
+    cases = {"every patch kept (len_keep = L)": (x_kept, ids_restore.clone()),
              "no patch kept (x_kept of shape (N, 0, D))": (torch.zeros(2, 0, 3),
                                                           torch.tensor([[1, 2, 0], [0, 2, 1]]))}
     outs = []
@@ -547,9 +440,10 @@ def _check_unshuffle_edges(fn) -> None:
                  f"handle empty parts; nothing needs a special case.")
     out, empty = outs
     require_tensor(out, f"{what} with every patch kept", shape=(1, 4, 3))
-    if _token_map(out, x_kept, token) != UNSHUFFLE_ALL_KEPT:
+    right = TABLES["unshuffle_all_kept"]["expected"][0]
+    if _token_map(out, x_kept, token) != right:
         fail(f"{what} with every patch kept (len_keep = L, no mask token) should be "
-             f"{_show(UNSHUFFLE_ALL_KEPT[0])}, got {_show(_token_map(out, x_kept, token)[0])} "
+             f"{_show(right[0])}, got {_show(_token_map(out, x_kept, token)[0])} "
              f"(k<j> = x_kept[n, j]).")
     require_tensor(empty, f"{what} with no patch kept", shape=(2, 3, 3))
     if not torch.equal(empty.detach(), token.expand(2, 3, 3)):
@@ -557,7 +451,7 @@ def _check_unshuffle_edges(fn) -> None:
              f"at every position.")
     try:
         with quiet():
-            out64 = fn(x_kept.double(), token.double(), torch.tensor(UNSHUFFLE_ALL_KEPT_IDS))
+            out64 = fn(x_kept.double(), token.double(), ids_restore.clone())
     except RuntimeError as error:
         fail(f"{what} of float64 tokens raised RuntimeError: {error}. Build every part from "
              f"the inputs (or with their dtype), not from float32 defaults.")
@@ -568,7 +462,7 @@ def _check_unshuffle_edges(fn) -> None:
 
 def check_unshuffle(fn) -> None:
     """Check ``unshuffle(x_kept, mask_token, ids_restore)`` on two fixed cases."""
-    what = "unshuffle"
+    what, stored = "unshuffle", TABLES["unshuffle"]
     for case, (x_kept, mask_token, ids_restore) in enumerate(unshuffle_inputs()):
         (N, _, D), L = x_kept.shape, ids_restore.shape[1]
         kept_in = x_kept.clone().requires_grad_(True)
@@ -585,11 +479,11 @@ def check_unshuffle(fn) -> None:
         if any(j == -2 for row in got for j in row):
             fail(f"{label}: some output tokens are neither kept tokens nor the mask token "
                  f"{_show(got[0])}: unshuffle only moves tokens and copies mask_token.")
-        if got != UNSHUFFLE[case]:
-            for name, maps in UNSHUFFLE_MISTAKES.items():
-                if got == maps[case]:
-                    fail(f"{what}: {UNSHUFFLE_MESSAGES[name]}")
-            fail(f"{label}: sample 0 should be {_show(UNSHUFFLE[case][0])}, got "
+        if got != stored["expected"][case]:
+            for maps, message in known(stored, case):
+                if got == maps:
+                    fail(f"{what}: {message}")
+            fail(f"{label}: sample 0 should be {_show(stored['expected'][case][0])}, got "
                  f"{_show(got[0])} {legend}. Append L - len_keep mask tokens after x_kept, then "
                  f"gather along dim 1 with ids_restore.")
         if case == 0:
@@ -614,41 +508,6 @@ def check_unshuffle(fn) -> None:
 
 # ============================================================================ the loss
 
-LOSS_MESSAGES = {
-    "all_patches": "the loss is averaged over all patches; MAE averages over the removed ones "
-                   "only: (loss * mask).sum() / mask.sum().",
-    "visible": "the loss is averaged over the visible patches; it should use the removed ones "
-               "(mask == 1).",
-    "pixel_sum": "each patch's error is a sum over its pixels; take the mean over the last "
-                 "dimension (mean squared error per patch).",
-    "no_division": "the loss is summed over the removed patches; divide by their number, "
-                   "mask.sum().",
-    "mean_with_mask": "(loss * mask).mean() divides by the number of all patches; divide by the "
-                      "number of removed ones, mask.sum().",
-}
-LOSS_NORM_MESSAGES = {
-    "ignored": "norm_pix_loss=True gives the same loss as False: normalise the target patches "
-               "when it is set.",
-    "biased": "use the unbiased variance (torch.var's default, as MAE), not unbiased=False.",
-    "no_sqrt": "divide by the standard deviation, (var + 1e-6) ** 0.5, not by the variance.",
-    "whole_image": "the mean and variance are those of the whole image; MAE normalises each "
-                   "patch with its own mean and variance (over the last dimension).",
-    "across_patches": "the mean and variance are taken across patches (dim=1); take them over "
-                      "each patch's own pixels (dim=-1).",
-    "whole_batch": "the mean and variance are those of the whole batch; take them per patch "
-                   "(dim=-1, keepdim=True).",
-    "all_patches": LOSS_MESSAGES["all_patches"],
-    "visible": LOSS_MESSAGES["visible"],
-    "pixel_sum": LOSS_MESSAGES["pixel_sum"],
-}
-LAYOUT_MESSAGE = ("the loss is what a patchify with a layout mistake gives (mae_loss uses your "
-                  "patchify): make check_patchify pass first. The mistake: {message}")
-
-
-def _layout_mistakes(column: int) -> list:
-    return [(losses[column], LAYOUT_MESSAGE.format(message=PATCHIFY_MESSAGES[name]))
-            for name, losses in LOSS_LAYOUT.items()]
-
 
 def _patchify_in_scope_passes(fn) -> bool:
     """False when the ``patchify`` that ``fn`` would call (its module's globals, i.e. the
@@ -661,15 +520,6 @@ def _patchify_in_scope_passes(fn) -> bool:
     except Exception:  # a CheckFailure, or the student's patchify crashing
         return False
     return True
-
-
-LOW_CONTRAST_MESSAGES = {
-    "outside": "the 1e-6 is added outside the square root; the text divides by "
-               "(var + 1e-6) ** 0.5, which matters for low-contrast patches.",
-    "no_sqrt": "divide by the standard deviation, (var + 1e-6) ** 0.5, not by the variance.",
-    "biased": LOSS_NORM_MESSAGES["biased"],
-    "ignored": LOSS_NORM_MESSAGES["ignored"],
-}
 
 
 def _check_loss_edges(fn) -> None:
@@ -685,9 +535,10 @@ def _check_loss_edges(fn) -> None:
              f"cast to pred's dtype before a matrix product.")
     require_tensor(loss, f"{what} with a bfloat16 pred", shape=())
     require_finite(loss, f"{what} with a bfloat16 pred")
-    if not close(loss, LOSS, rtol=2e-2, atol=1e-3):
+    expected = TABLES["loss"]["expected"]
+    if not close(loss, expected, rtol=2e-2, atol=1e-3):
         fail(f"{what} with a bfloat16 pred (what the decoder gives under autocast) is "
-             f"{short(loss)}, far from {LOSS:.4f} in float32.")
+             f"{short(loss)}, far from {expected:.4f} in float32.")
     imgs, pred, mask, p = low_contrast_inputs()
     with quiet():
         loss = fn(imgs, pred, mask, p, norm_pix_loss=True)
@@ -695,9 +546,8 @@ def _check_loss_edges(fn) -> None:
     require_tensor(loss, label, shape=())
     require_finite(loss, label, hint="A flat patch has variance 0: the 1e-6 inside the square "
                                      "root, (var + 1e-6) ** 0.5, keeps the target finite (0).")
-    diagnose(loss, LOSS_LOW_CONTRAST,
-             [(v, LOW_CONTRAST_MESSAGES[k]) for k, v in LOSS_LOW_CONTRAST_MISTAKES.items()],
-             label, rtol=2e-3, atol=1e-5,
+    stored = TABLES["loss_low_contrast"]
+    diagnose(loss, stored["expected"], known(stored), label, rtol=2e-3, atol=1e-5,
              hint="target = (target - mean) / (var + 1e-6) ** 0.5 per patch.")
 
 
@@ -724,8 +574,7 @@ def check_mae_loss(fn) -> None:
              f"{tuple(loss.shape)}: average the per-patch losses over the removed patches.")
     require_finite(loss, what)
     require_grad(loss, what)
-    diagnose(loss, LOSS, [(v, LOSS_MESSAGES[k]) for k, v in LOSS_MISTAKES.items()]
-             + _layout_mistakes(0),
+    diagnose(loss, TABLES["loss"]["expected"], known(TABLES["loss"]),
              f"{what} (norm_pix_loss=False)",
              hint="target = patchify(imgs, patch_size); per patch the mean over the last "
                   "dimension of (pred - target) ** 2; then the mean over the removed patches. "
@@ -745,15 +594,17 @@ def check_mae_loss(fn) -> None:
     require_tensor(loss, f"{what}(..., norm_pix_loss=True)", shape=())
     require_finite(loss, f"{what}(..., norm_pix_loss=True)")
     require_grad(loss, f"{what}(..., norm_pix_loss=True)")
-    diagnose(loss, LOSS_NORM, [(v, LOSS_NORM_MESSAGES[k]) for k, v in LOSS_NORM_MISTAKES.items()]
-             + _layout_mistakes(1), f"{what} (norm_pix_loss=True)",
+    diagnose(loss, TABLES["loss_norm"]["expected"], known(TABLES["loss_norm"]),
+             f"{what} (norm_pix_loss=True)",
              hint="Normalise each target patch: mean and var over the last dimension "
                   "(keepdim=True), target = (target - mean) / (var + 1e-6) ** 0.5.")
     _check_loss_edges(fn)
-    passed(what, f"{LOSS:.4f} (norm_pix_loss=False) and {LOSS_NORM:.4f} (True) for the fixed "
+    plain, normalised = TABLES["loss"]["expected"], TABLES["loss_norm"]["expected"]
+    passed(what, f"{plain:.4f} (norm_pix_loss=False) and {normalised:.4f} (True) for the fixed "
                  f"inputs; mean over the removed patches only, per-patch normalised target "
                  f"(1e-6 inside the square root); float32, a bfloat16 pred works")
 
 
-__all__ = ["check_mae_loss", "check_patchify", "check_random_masking", "check_unshuffle",
-           "loss_inputs", "low_contrast_inputs", "patch_inputs", "unshuffle_inputs"]
+__all__ = ["all_kept_inputs", "check_mae_loss", "check_patchify", "check_random_masking",
+           "check_unshuffle", "loss_inputs", "low_contrast_inputs", "patch_inputs",
+           "unshuffle_inputs"]

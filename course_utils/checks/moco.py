@@ -1,10 +1,10 @@
 """Visible checks for notebook 02 (MoCo: momentum encoder, queue, logits, training step).
 
 Each ``check_*`` runs your function (or class) on fixed inputs and compares the result with
-stored numbers: the right one and those of known mistakes (see ``course_utils.checks``).
-The numbers were computed once, offline, in float64; this module only compares. The queue
-checks compare *where* your queue puts fixed keys, and the step check hands your step a
-small recording queue (below) that notes in which order it is used.
+stored numbers: the right one and those of known mistakes (see ``course_utils.checks``),
+in ``stored/moco.py``; this module only compares. The queue checks compare *where* your
+queue puts fixed keys, and the step check hands your step a small recording queue (below)
+that notes in which order it is used.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import (as_array, close, diagnose, fail, fixed_tensor, passed, quiet, require_finite,
-               require_grad, require_tensor, short)
+from . import (as_array, close, diagnose, fail, fixed_tensor, known, passed, quiet,
+               require_finite, require_grad, require_tensor, short)
+from .stored.moco import TABLES
 
 # ============================================================================ fixed inputs
 
@@ -82,80 +83,7 @@ class RecordingQueue:
         self._keys = torch.cat([keys.detach(), self._keys])[:len(self._keys)]
 
 
-# ============================================================================ stored numbers
-# Generated offline with float64 reference code (rounded to 6 significant digits).
-
-MOM = [0.211155,
- -0.377686,
- -0.788896,
- -0.829075,
- -0.479328,
- 0.095855,
- -0.105793,
- -0.632804,
- -0.408423,
- -0.802274,
- -0.655774,
- -0.863161]
-MOM_MISTAKES = {'swapped': [0.771436,
-             0.839515,
-             0.512757,
-             -0.0551589,
-             -0.597132,
-             -0.858265,
-             0.859275,
-             0.710101,
-             0.830815,
-             0.484578,
-             0.689908,
-             0.19347],
- 'copy': [0.841471,
-          0.991665,
-          0.675463,
-          0.0415807,
-          -0.611858,
-          -0.97753,
-          0.979908,
-          0.877964,
-          0.985719,
-          0.645435,
-          0.858118,
-          0.325549]}
-LOGITS = [[4.19495, -0.341626, -2.40044, 4.43538, -3.26786, 0.718446, 2.00397],
- [4.43473, -3.16816, 4.60505, -3.63809, -0.00321275, 2.86439, -4.4931],
- [3.46247, 4.15621, -1.83195, -2.24179, 4.75182, -4.35281, 2.27869],
- [4.18069, -0.394091, -2.35643, 4.42889, -3.30429, 0.770442, 1.95727]]
-LOGITS_MISTAKES = {'pos_last': [[-0.341626, -2.40044, 4.43538, -3.26786, 0.718446, 2.00397, 4.19495],
-              [-3.16816, 4.60505, -3.63809, -0.00321275, 2.86439, -4.4931, 4.43473],
-              [4.15621, -1.83195, -2.24179, 4.75182, -4.35281, 2.27869, 3.46247],
-              [-0.394091, -2.35643, 4.42889, -3.30429, 0.770442, 1.95727, 4.18069]],
- 'no_tau': [[0.838991, -0.0683251, -0.480088, 0.887077, -0.653571, 0.143689, 0.400793],
-            [0.886946, -0.633632, 0.92101, -0.727619, -0.00064255, 0.572878, -0.89862],
-            [0.692495, 0.831242, -0.366391, -0.448358, 0.950363, -0.870561, 0.455739],
-            [0.836138, -0.0788183, -0.471287, 0.885778, -0.660859, 0.154088, 0.391453]],
- 'times_tau': [[0.167798, -0.013665, -0.0960176, 0.177415, -0.130714, 0.0287379, 0.0801587],
-               [0.177389, -0.126726, 0.184202, -0.145524, -0.00012851, 0.114576, -0.179724],
-               [0.138499, 0.166248, -0.0732781, -0.0896715, 0.190073, -0.174112, 0.0911477],
-               [0.167228, -0.0157637, -0.0942574, 0.177156, -0.132172, 0.0308177, 0.0782907]]}
-STEP = 2.72719
-STEP_KEYS = [[-0.0617633, -0.880594, 0.469829],
- [-0.499529, -0.15946, -0.851495],
- [-0.896202, -0.442884, -0.0259957],
- [0.229307, -0.966516, -0.115175],
- [-0.866421, 0.179943, -0.465762]]
-STEP_KEY_WEIGHT = [[-0.596975, -0.800764, -0.627942, -0.159788],
- [0.383516, 0.746447, 0.758312, 0.413531],
- [-0.12574, -0.605874, -0.801055, -0.619488]]
-STEP_MISTAKES = {'no_momentum': 2.74978, 'no_normalize': 8.48002, 'key_from_query': 1.56856}
-
 # ============================================================================ momentum update
-
-MOM_MESSAGES = {
-    "swapped": "the roles are swapped: the *target* keeps the share m and moves by (1 - m) "
-               "towards the online network: theta_target <- m * theta_target + "
-               "(1 - m) * theta_online.",
-    "copy": "the target became a copy of the online network: m was ignored (that is m = 0).",
-}
 
 
 def _params(module: nn.Module) -> torch.Tensor:
@@ -168,7 +96,7 @@ def _buffers(module: nn.Module) -> list[torch.Tensor]:
 
 def check_momentum_update(fn) -> None:
     """Check ``momentum_update(online, target, m)`` on two fixed Linear + BatchNorm modules."""
-    what = "momentum_update"
+    what, stored = "momentum_update", TABLES["momentum"]
     online, target = momentum_inputs()
     online_before, target_before = _params(online), _params(target)
     target_tensors = [p for p in target.parameters()]
@@ -177,7 +105,7 @@ def check_momentum_update(fn) -> None:
     with quiet():
         result = fn(online, target, MOMENTUM)
     if (isinstance(result, nn.Module) and result is not target
-            and close(_params(result), MOM)):
+            and close(_params(result), stored["expected"])):
         fail(f"{what} returned a new module; update `target` in place (p.mul_(m).add_(...), "
              f"or p.copy_(...)) so that the key encoder the training loop holds changes.")
     if any(a is not b for a, b in zip(target.parameters(), target_tensors)):
@@ -194,9 +122,9 @@ def check_momentum_update(fn) -> None:
         if p.requires_grad or p.grad_fn is not None:
             fail(f"{what} recorded the update in autograd (a target parameter now has "
                  f"requires_grad=True or a grad_fn): do it under torch.no_grad().")
-    diagnose(_params(target), MOM, [(v, MOM_MESSAGES[k]) for k, v in MOM_MISTAKES.items()],
-             what, hint="theta_target <- m * theta_target + (1 - m) * theta_online, for every "
-                        "pair of parameters.")
+    diagnose(_params(target), stored["expected"], known(stored), what,
+             hint="theta_target <- m * theta_target + (1 - m) * theta_online, for every pair "
+                  "of parameters.")
     for before, after in zip(target_buffers, target.buffers()):
         if not torch.equal(before, after):
             fail(f"{what} changed the target's buffers (BatchNorm running mean/var): MoCo "
@@ -231,7 +159,7 @@ def _check_momentum_edges(fn, what: str) -> None:
         except RuntimeError as error:
             fail(f"{what} failed on a target whose parameters require grad ({error}): do the "
                  f"update under torch.no_grad() (keep the decorator).")
-    if not close(_params(target), MOM):
+    if not close(_params(target), TABLES["momentum"]["expected"]):
         fail(f"{what} gives other values when the target's parameters require grad.")
     for p in target.parameters():
         if not p.requires_grad or p.grad_fn is not None or p.grad is not None:
@@ -361,13 +289,6 @@ def _check_queue_end(cls, what: str) -> None:
 
 # ============================================================================ logits
 
-LOGITS_MESSAGES = {
-    "pos_last": "the positive is in the last column; MoCo puts it in column 0, so that the "
-                "labels are all zero.",
-    "no_tau": "divide the logits by the temperature tau.",
-    "times_tau": "you multiplied by tau; divide by it.",
-}
-
 
 def check_moco_logits(fn) -> None:
     """Check ``moco_logits(q, k, queue_keys, tau)`` on fixed unit vectors."""
@@ -397,8 +318,8 @@ def check_moco_logits(fn) -> None:
     require_grad(logits, f"{what}: logits")
     if logits.dtype != torch.float32:
         fail(f"{what}: float32 inputs should give float32 logits, got {logits.dtype}.")
-    diagnose(logits, LOGITS, [(v, LOGITS_MESSAGES[m]) for m, v in LOGITS_MISTAKES.items()],
-             f"{what}: logits", hint="logits = cat([l_pos, l_neg], dim=1) / tau.")
+    diagnose(logits, TABLES["logits"]["expected"], known(TABLES["logits"]), f"{what}: logits",
+             hint="logits = cat([l_pos, l_neg], dim=1) / tau.")
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
         fail(f"labels should be a torch.long tensor (F.cross_entropy wants class indices), "
              f"got {getattr(labels, 'dtype', type(labels).__name__)}.")
@@ -450,19 +371,14 @@ def check_moco_step(fn) -> None:
     keys = queue.enqueued[-1]
     if keys.requires_grad:
         fail(f"the enqueued keys carry a gradient: compute k under torch.no_grad().")
-    mistakes = [(STEP_MISTAKES["no_momentum"], "the key encoder was not moved: call "
-                 "momentum_update(query_encoder, key_encoder, m) first, before the keys."),
-                (STEP_MISTAKES["no_normalize"], "normalise q and k (F.normalize(..., dim=1)) "
-                 "before the logits."),
-                (STEP_MISTAKES["key_from_query"], "the keys come from the query encoder; "
-                 "they come from the key (momentum) encoder.")]
-    diagnose(loss, STEP, mistakes, f"{what}: loss",
+    diagnose(loss, TABLES["step"]["expected"], known(TABLES["step"]), f"{what}: loss",
              hint="Order: momentum update; q = normalize(query_encoder(x_q)); under no_grad "
                   "k = normalize(key_encoder(x_k)); logits against queue.keys; cross-entropy; "
                   "enqueue k. (Does check_moco_logits pass?)")
-    diagnose(keys, STEP_KEYS, [], f"{what}: the enqueued keys",
+    diagnose(keys, TABLES["step_keys"]["expected"], known(TABLES["step_keys"]),
+             f"{what}: the enqueued keys",
              hint="enqueue k = normalize(key_encoder(x_k)), one row per image.")
-    if not close(key.weight, STEP_KEY_WEIGHT):
+    if not close(key.weight, TABLES["step_key_weight"]["expected"]):
         fail(f"{what}: the key encoder's weights after the step are not m * key + (1 - m) * "
              f"query.")
     with quiet():

@@ -2,8 +2,7 @@
 
 Each ``check_*`` takes your function (or class), runs it on fixed inputs and compares the
 result with stored numbers: the right one and those of known mistakes (see
-``course_utils.checks``). The numbers were computed once, offline, in float64; this module
-only compares.
+``course_utils.checks``), in ``stored/simclr.py``; this module only compares.
 """
 from __future__ import annotations
 
@@ -16,8 +15,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..augment import CIFAR10_MEAN, CIFAR10_STD
-from . import (as_array, close, diagnose, fail, fixed_tensor, passed, quiet, require_finite,
-               require_grad, require_tensor, short)
+from . import (CIFAR_BLACK, IMAGENET_BLACK, as_array, close, diagnose, fail, fixed_tensor, known,
+               passed, quiet, require_finite, require_grad, require_tensor, short)
+from .stored.simclr import TABLES
 
 # ============================================================================ fixed inputs
 
@@ -67,96 +67,24 @@ def count_torch_calls(fn, *args) -> int:
     return len(calls.names)
 
 
-# ============================================================================ stored numbers
-# Generated offline with float64 reference code (rounded to 6 significant digits).
-
-CE = 5.05096
-CE_BIG = 4570.01
-CE_MASKED = 4.87848
-CE_MISTAKES = {'sum': 20.2038,
-               'sign': -5.05096,
-               'dim0': 4.81443,
-               'no_add_back': 2.18729,
-               'index_block': 3.11542,
-               'mean_bc': 1.01019,
-               'no_log': 242.328,
-               'prob': -0.010628}
-COS = [[1.0, -0.932121, 0.730146, -0.37559, -0.116486],
-       [-0.932121, 1.0, -0.928036, 0.685727, -0.251102],
-       [0.730146, -0.928036, 1.0, -0.9075, 0.593588],
-       [-0.37559, 0.685727, -0.9075, 1.0, -0.876726],
-       [-0.116486, -0.251102, 0.593588, -0.876726, 1.0]]
-COS_MISTAKES = {'dot': [[6.8631, -12.9802, 2.43595, -6.95706, -1.01817],
-                        [-12.9802, 28.255, -6.28219, 25.7721, -4.45332],
-                        [2.43595, -6.28219, 1.6218, -8.17141, 2.52215],
-                        [-6.95706, 25.7721, -8.17141, 49.9923, -20.6824],
-                        [-1.01817, -4.45332, 2.52215, -20.6824, 11.132]],
-                'dim0': [[0.30928, -0.512575, 0.0770623, -0.0671762, -0.170455],
-                         [-0.512575, 0.958254, -0.176878, 0.481545, 0.0952831],
-                         [0.0770623, -0.176878, 0.0414241, -0.184087, 0.042156],
-                         [-0.0671762, 0.481545, -0.184087, 1.27482, -0.600269],
-                         [-0.170455, 0.0952831, 0.042156, -0.600269, 0.416219]],
-                'one_side': [[2.61975, -4.95473, 0.92984, -2.65562, -0.388651],
-                             [-2.44193, 5.31554, -1.18185, 4.84845, -0.837793],
-                             [1.9128, -4.93301, 1.2735, -6.4165, 1.98049],
-                             [-0.983952, 3.64501, -1.1557, 7.07053, -2.92516],
-                             [-0.305164, -1.33474, 0.755934, -6.19891, 3.33646]],
-                'col_sq': [[1.0, -0.459394, 1.502, -0.139162, -0.0914633],
-                           [-1.8913, 1.0, -3.87359, 0.515522, -0.400048],
-                           [0.354934, -0.222339, 1.0, -0.163453, 0.226568],
-                           [-1.01369, 0.912128, -5.03848, 1.0, -1.85793],
-                           [-0.148354, -0.157612, 1.55515, -0.413712, 1.0]],
-                'row_sq': [[1.0, -1.8913, 0.354934, -1.01369, -0.148354],
-                           [-0.459394, 1.0, -0.222339, 0.912128, -0.157612],
-                           [1.502, -3.87359, 1.0, -5.03848, 1.55515],
-                           [-0.139162, 0.515522, -0.163453, 1.0, -0.413712],
-                           [-0.0914633, -0.400048, 0.226568, -1.85793, 1.0]],
-                'distance': [[0.0, 1.93212, 0.269854, 1.37559, 1.11649],
-                             [1.93212, 0.0, 1.92804, 0.314273, 1.2511],
-                             [0.269854, 1.92804, 0.0, 1.9075, 0.406412],
-                             [1.37559, 0.314273, 1.9075, 0.0, 1.87673],
-                             [1.11649, 1.2511, 0.406412, 1.87673, 0.0]]}
-NT = [{'expected': 1.02378,
-       'mistakes': {'self': 1.48256,
-                    'diag_zero': 1.10322,
-                    'no_tau': 1.30722,
-                    'times_tau': 1.57186,
-                    'dot': 1.54126,
-                    'one_direction': 0.943077,
-                    'over_n': 2.04756,
-                    'sum': 8.19024,
-                    'cross_only': 0.686894}},
-      {'expected': 0.300411,
-       'mistakes': {'self': 1.43406,
-                    'diag_zero': 0.316714,
-                    'no_tau': 0.906175,
-                    'times_tau': 1.43136,
-                    'dot': 1.12529,
-                    'one_direction': 0.168228,
-                    'over_n': 0.600822,
-                    'sum': 1.80247,
-                    'cross_only': 0.193454}}]
-
 NT_TAU_SMALLEST = 0.01      # the smallest temperature exercise 5 names
-NT_AT_SMALLEST = 4.50837    # the first fixed batch at tau = 0.01
-NT_LARGE_Z = 0.18728        # the second fixed batch times 1000, at tau = 0.05
+
+# ============================================================================ stored numbers
+# The checks read TABLES; the same numbers by name, as tests/test_grader_simclr.py compares
+# the grader's own families of mistakes with them:
+
+
+def _by_name(table: dict, case: int | None = None) -> dict:
+    return {m["name"]: m["values"] if case is None else m["values"][case]
+            for m in table["mistakes"]}
+
+
+CE, CE_MISTAKES = TABLES["ce"]["expected"], _by_name(TABLES["ce"])
+COS, COS_MISTAKES = TABLES["cos"]["expected"], _by_name(TABLES["cos"])
+NT = [{"expected": expected, "mistakes": _by_name(TABLES["nt"], case)}
+      for case, expected in enumerate(TABLES["nt"]["expected"])]
 
 # ============================================================================ cross-entropy
-
-CE_MESSAGES = {
-    "sum": "you summed the per-sample losses; the loss is their mean over the batch.",
-    "sign": "the sign is flipped: the loss is -log p(target), which is never negative.",
-    "dim0": "the log-sum-exp runs over the wrong dimension: sum over the classes (dim=1) "
-            "of each row, not over the batch.",
-    "no_add_back": "after subtracting the row maximum m inside exp, add it back: "
-                   "logsumexp(z) = m + log(sum(exp(z - m))).",
-    "index_block": "logits[:, targets] picks a (B, B) block; you need one logit per row: "
-                   "logits[torch.arange(B), targets] (or logits.gather(1, targets[:, None])).",
-    "mean_bc": "you averaged over all B*C entries (e.g. of a one-hot product); average over "
-               "the B samples only.",
-    "no_log": "the logarithm is missing: the loss is -log p(target).",
-    "prob": "you returned -p(target); the loss is -log p(target).",
-}
 
 
 def check_softmax_cross_entropy(fn) -> None:
@@ -175,8 +103,7 @@ def check_softmax_cross_entropy(fn) -> None:
         fail(f"{what} should return a scalar (0-dim tensor), got shape {tuple(loss.shape)}.")
     require_finite(loss, f"{what} on small logits")
     require_grad(loss, what)
-    mistakes = [(CE_MISTAKES[k], m) for k, m in CE_MESSAGES.items()]
-    diagnose(loss, CE, mistakes, what,
+    diagnose(loss, TABLES["ce"]["expected"], known(TABLES["ce"]), what,
              hint="Compute, for each row, -z_y + logsumexp(z), then take the mean.")
     with quiet():
         loss_big = fn(big.clone(), targets)
@@ -184,7 +111,8 @@ def check_softmax_cross_entropy(fn) -> None:
                    hint="exp(3000) overflows float32 (it is inf beyond about exp(88)). "
                         "Subtract each row's maximum before exp and add it back afterwards "
                         "(the log-sum-exp trick).")
-    diagnose(loss_big, CE_BIG, [], f"{what} on logits of size ~3000",
+    diagnose(loss_big, TABLES["ce_big"]["expected"], known(TABLES["ce_big"]),
+             f"{what} on logits of size ~3000",
              hint="Small logits work but large ones do not: check the log-sum-exp trick.")
     with quiet():
         loss_masked = fn(masked.clone(), targets)
@@ -193,7 +121,8 @@ def check_softmax_cross_entropy(fn) -> None:
                         "NaN usually comes from 0 * (-inf) (multiplying log-probabilities by "
                         "a one-hot) or from (-inf) - (-inf): pick the target logit by "
                         "indexing instead.")
-    diagnose(loss_masked, CE_MASKED, [], f"{what} with -inf logits")
+    diagnose(loss_masked, TABLES["ce_masked"]["expected"], known(TABLES["ce_masked"]),
+             f"{what} with -inf logits")
     with quiet(), TorchCalls() as calls:
         fn(logits.clone(), targets)
     ready_made = sorted({n for n in calls.names
@@ -206,20 +135,6 @@ def check_softmax_cross_entropy(fn) -> None:
 
 
 # ============================================================================ cosine similarity
-
-COS_MESSAGES = {
-    "dot": "these are plain dot products z_i . z_k: divide by the norms |z_i| |z_k| (or "
-           "L2-normalise each row first). The diagonal should be 1.",
-    "dim0": "you normalised along dim=0 (each feature over the batch); normalise each row "
-            "(each sample, dim=1) to unit length.",
-    "one_side": "only one side is normalised: normalise both z_i and z_k (zn @ zn.T).",
-    "col_sq": "the denominator must be |z_i| |z_k|: dividing by norms of shape (M,) "
-              "broadcasts along the columns; use the outer product norms[:, None] * "
-              "norms[None, :] (or normalise the rows first).",
-    "row_sq": "the denominator must be |z_i| |z_k|, not |z_i|^2: use the outer product of "
-              "the norms (or normalise the rows first).",
-    "distance": "you returned 1 - cosine (a distance); return the similarity itself.",
-}
 
 
 def check_cosine_similarity_matrix(fn) -> None:
@@ -246,8 +161,7 @@ def check_cosine_similarity_matrix(fn) -> None:
     require_tensor(sim, f"{what}(z)", shape=(M, M))
     require_finite(sim, what)
     require_grad(sim, what)
-    mistakes = [(COS_MISTAKES[k], m) for k, m in COS_MESSAGES.items()]
-    diagnose(sim, COS, mistakes, what,
+    diagnose(sim, TABLES["cos"]["expected"], known(TABLES["cos"]), what,
              hint="Entry (i, k) is z_i . z_k / (|z_i| |z_k|).")
     lengths = torch.tensor([[0.1], [0.25], [7.0], [1.0], [0.5]])
     with quiet():
@@ -264,26 +178,11 @@ def check_cosine_similarity_matrix(fn) -> None:
 
 # ============================================================================ NT-Xent
 
-NT_MESSAGES = {
-    "self": "the similarity of each sample with itself (k = i) is still in the denominator; "
-            "the sum runs over k != i.",
-    "diag_zero": "you set the diagonal to 0 before exp, but exp(0) = 1 still lands in the "
-                 "denominator: mask it with -inf (exp(-inf) = 0) or leave k = i out.",
-    "no_tau": "the temperature is missing: divide the similarities by tau.",
-    "times_tau": "the similarities are multiplied by tau; divide them by tau.",
-    "dot": "these look like dot products: NT-Xent uses the cosine similarity (normalised z).",
-    "one_direction": "only the N anchors of the first view are averaged: every one of the 2N "
-                     "samples is an anchor once, so average the 2N terms l(i, j) and l(j, i).",
-    "over_n": "the sum of the 2N terms is divided by N; divide by 2N (the mean of the 2N terms).",
-    "sum": "you returned the sum of the 2N terms; the loss is their mean.",
-    "cross_only": "the negatives come from the other view only; in NT-Xent every other sample "
-                  "of the 2N batch (both views) is a negative.",
-}
-
 
 def _check_nt_xent(fn, what: str, loops: bool) -> None:
     first = None
-    for case, ((z_i, z_j, tau), stored) in enumerate(zip(nt_xent_inputs(), NT)):
+    stored = TABLES["nt"]
+    for case, (z_i, z_j, tau) in enumerate(nt_xent_inputs()):
         N = len(z_i)
         a = z_i.clone().requires_grad_(True)
         b = z_j.clone().requires_grad_(True)
@@ -303,8 +202,7 @@ def _check_nt_xent(fn, what: str, loops: bool) -> None:
         if value < 0:
             fail(f"{label} is negative ({short(loss)}): it is -log of a probability, so >= 0.")
         require_grad(loss, label)
-        mistakes = [(stored["mistakes"][k], m) for k, m in NT_MESSAGES.items()]
-        diagnose(loss, stored["expected"], mistakes, label,
+        diagnose(loss, stored["expected"][case], known(stored, case), label,
                  hint="Check the parts one at a time: cosine similarities of the 2N samples, "
                       "division by tau, k = i left out of the denominator, the positive "
                       "(i + N) mod 2N as the target, the mean over 2N anchors. Make sure the "
@@ -339,13 +237,15 @@ def _check_nt_xent(fn, what: str, loops: bool) -> None:
         label = f"{what} at tau = {NT_TAU_SMALLEST} (logits up to {1 / NT_TAU_SMALLEST:g})"
         require_finite(tiny, label, hint="Mask the diagonal with -inf and use the stable "
                                          "cross-entropy, never exp of the raw logits.")
-        diagnose(tiny, NT_AT_SMALLEST, [], label, rtol=1e-3, atol=1e-3)
+        smallest = TABLES["nt_smallest_tau"]
+        diagnose(tiny, smallest["expected"], known(smallest), label, rtol=1e-3, atol=1e-3)
         with quiet():
             large = fn(w_i * 1000, w_j * 1000, 0.05)
         label = f"{what} for |z| about 1000 at tau = 0.05"
         require_finite(large, label, hint="Normalise z (cosine similarity) before the dot "
                                           "products.")
-        diagnose(large, NT_LARGE_Z, [], label, rtol=1e-3, atol=1e-3)
+        large_z = TABLES["nt_large_z"]
+        diagnose(large, large_z["expected"], known(large_z), label, rtol=1e-3, atol=1e-3)
     passed(what, f"loss {first:.4f} for the first fixed batch; matches for two batch sizes "
                  f"and temperatures; gradients reach both views")
 
@@ -362,8 +262,6 @@ def check_nt_xent_loss(fn) -> None:
 
 # ============================================================================ the transform
 
-CIFAR_BLACK = (-1.98947, -1.98029, -1.70680)     # Normalize(CIFAR-10 mean, std) of 0.0
-IMAGENET_BLACK = (-2.11790, -2.03571, -1.80444)  # Normalize(ImageNet mean, std) of 0.0
 N_DRAWS = 240
 
 
