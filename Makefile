@@ -65,9 +65,13 @@ floor-env: $(FLOOR_VENV)/.installed
 
 test-floor: floor-env
 	$(FLOOR_PY) -m pip freeze | grep -i -E '^(torch|torchvision|ipywidgets|numpy)=='
-	COURSE_FAST=1 COURSE_FLOOR_ENV=1 $(FLOOR_PY) -m pytest tests/test_plots_widgets.py tests/test_floor.py \
-		tests/test_checks_simclr.py tests/test_checks_moco.py tests/test_checks_mae.py \
-		tests/test_checks_dino.py autograder/source --nbval-lax --nbval-current-env \
+	COURSE_FAST=1 COURSE_FLOOR_ENV=1 $(FLOOR_PY) -m pytest tests/project/test_floor.py \
+		tests/unit/course_utils/test_plots_widgets.py \
+		tests/unit/course_utils/checks/test_checks_simclr.py \
+		tests/unit/course_utils/checks/test_checks_moco.py \
+		tests/unit/course_utils/checks/test_checks_mae.py \
+		tests/unit/course_utils/checks/test_checks_dino.py \
+		autograder/source --nbval-lax --nbval-current-env \
 		-p no:cacheprovider
 
 ## Unit tests only (seconds).

@@ -184,8 +184,6 @@ def read_notebook(path: Path):
     return notebook_from_text(Path(path).read_text(encoding="utf-8"))
 
 
-notebook_json = read_notebook          # the name the tests know it by
-
 
 def notebook_text(notebook: dict) -> str:
     """``notebook`` (a NotebookNode or its plain JSON) as nbformat writes it, newline ended."""

@@ -49,10 +49,11 @@ def two_view_loader(train: ImageArrays, transform, args) -> DataLoader:
 # ---------------------------------------------------------------- a whole ViT notebook
 
 def notebook_parser(description: str, epochs: int, batch_size: int) -> argparse.ArgumentParser:
-    """real_data_parser and the ViT of a benchmark that runs a whole notebook; a script
-    adds its own options, ``--lr`` among them."""
+    """real_data_parser, the ViT and the learning rate of a benchmark that runs a whole
+    notebook; a script adds its own options."""
     p = real_data_parser(description, epochs, batch_size)
     p.add_argument("--vit", default="vit_micro", choices=["vit_micro", "vit_tiny"])
+    p.add_argument("--lr", type=float, default=None, help="AdamW (default: the notebook's)")
     return p
 
 

@@ -26,7 +26,6 @@ def main():
     p = notebook_parser(__doc__.splitlines()[0], epochs=10, batch_size=64)
     p.add_argument("--n-local", type=int, default=4)
     p.add_argument("--out-dim", type=int, default=1024, help="K")
-    p.add_argument("--lr", type=float, default=None, help="AdamW (default: the notebook's)")
     p.add_argument("--study-steps", type=int, default=150, help="per collapse-study run (0: skip)")
     args = p.parse_args()
 

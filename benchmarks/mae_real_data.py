@@ -22,7 +22,6 @@ def main():
     from common import notebook_parser, run_line, run_notebook, write_results
     p = notebook_parser(__doc__.splitlines()[0], epochs=20, batch_size=128)
     p.add_argument("--finetune-epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=None, help="AdamW (default: the notebook's)")
     p.add_argument("--mask-ratio", type=float, default=0.75)
     p.add_argument("--norm-pix-loss", action="store_true")
     p.add_argument("--no-comparison", action="store_true", help="MAE only")

@@ -1,6 +1,8 @@
 """Helpers shared by the test modules (importable: pytest puts tests/ on sys.path)."""
 import copy
 import json
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,9 +19,54 @@ def fails_with(check, fn, *words):
     return message
 
 
-# ------------------------------------------------------------------ trusted-grader tests
-
 REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------ a course to grade in
+
+FIXTURE_SOURCE = REPO / "tests" / "fixtures"
+FIXTURE = "00_fixture"        # a tiny assignment of three exercises, with its grader
+
+
+def make_course(root: Path, assignment: str) -> Path:
+    """A fresh course folder holding the config, one master and its grader."""
+    from autograder import course
+    source = FIXTURE_SOURCE if assignment == FIXTURE else course.COURSE_DIR / "source"
+    root.mkdir(parents=True)
+    for name in course.COURSE_FILES:
+        shutil.copy2(course.COURSE_DIR / name, root / name)
+    shutil.copytree(source / assignment, root / "source" / assignment)
+    graders = FIXTURE_SOURCE / "graders" if assignment == FIXTURE else course.COURSE_DIR / "graders"
+    grader = graders / f"{assignment}.py"                          # the trusted scorer's
+    if grader.exists():
+        (root / "graders").mkdir()
+        shutil.copy2(grader, root / "graders" / grader.name)
+    return root
+
+
+def cell(cells, grade_id):
+    """The cell of ``grade_id`` among ``cells``."""
+    from autograder.course import nbgrader_meta
+    return next(c for c in cells if nbgrader_meta(c).get("grade_id") == grade_id)
+
+
+def appended_to_add(code):
+    """An edit (for edited_master) that appends ``code`` to the answer cell of add."""
+    def edit(cells):
+        cell(cells, "add").source += "\n" + code + "\n"
+    return edit
+
+
+def sandbox_ready() -> tuple[bool, str]:
+    """Whether the isolated kernel can run here, and why not; on CI it must."""
+    from autograder import sandbox
+    ok, why = sandbox.available()
+    if not ok and os.environ.get("CI"):
+        pytest.fail(f"CI must test the isolated kernel, but {why}")
+    return ok, why
+
+
+# ------------------------------------------------------------------ trusted-grader tests
 
 
 def master_and_release(assignment: str) -> tuple[dict, dict]:
@@ -49,7 +96,6 @@ def score_all(notebooks: dict[str, dict], release: dict, grader, timeout: float 
     """name -> PropertyResults: each notebook scored once by the trusted scorer, in a
     sandboxed worker of its own, two at a time (skipped where the sandbox cannot run)."""
     from autograder import scoring
-    from test_autograder import sandbox_ready
     ok, why = sandbox_ready()
     if not ok:
         pytest.skip(f"no isolation here: {why}")

@@ -1,6 +1,6 @@
 """Wrong variants for notebook 01: grade_id of a solution cell -> the whole cell, answered wrong.
 
-Each is a mistake students make. tests/test_autograder.py grades the master with one of
+Each is a mistake students make. tests/e2e/test_autograder.py grades the master with one of
 these cells swapped in, once per entry, and expects exactly test_<grade_id> to lose its
 points; `python -m autograder demo` grades the first entry. Keep a few: each costs one grading.
 """
@@ -53,7 +53,7 @@ def simclr_transform(image_size=32, blur=False):
 }
 
 # Correct answers written differently from the master (another student's way): each earns
-# full marks. tests/test_autograder.py grades one notebook with all of them in place.
+# full marks. tests/e2e/test_autograder.py grades one notebook with all of them in place.
 CORRECT = {
     # torchvision.transforms.v2; the flip before the crop (the crop's position is uniform,
     # so mirroring first gives the same distribution); the colour steps on the uint8

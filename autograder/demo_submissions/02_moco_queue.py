@@ -1,6 +1,6 @@
 """Wrong variants for notebook 02: grade_id of a solution cell -> the whole cell, answered wrong.
 
-Each is a mistake students make. tests/test_autograder.py grades the master with one of
+Each is a mistake students make. tests/e2e/test_autograder.py grades the master with one of
 these cells swapped in, once per entry, and expects exactly test_<grade_id> to lose its
 points. Keep a few: each costs one grading.
 """
@@ -47,7 +47,7 @@ def moco_logits(q, k, queue_keys, tau):
 }
 
 # Correct answers written differently from the master (another student's way): each earns
-# full marks. tests/test_autograder.py grades one notebook with all of them in place.
+# full marks. tests/e2e/test_autograder.py grades one notebook with all of them in place.
 CORRECT = {
     # All parameters at once with torch's foreach kernels, as a lerp:
     # target + (1 - m) (online - target) = m target + (1 - m) online.

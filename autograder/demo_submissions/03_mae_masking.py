@@ -1,6 +1,6 @@
 """Wrong variants for notebook 03: grade_id of a solution cell -> the whole cell, answered wrong.
 
-Each is a mistake students make. tests/test_autograder.py grades the master with one of
+Each is a mistake students make. tests/e2e/test_autograder.py grades the master with one of
 these cells swapped in, once per entry, and expects exactly test_<grade_id> to lose its
 points. Keep a few: each costs one grading.
 """
@@ -62,7 +62,7 @@ def mae_loss(imgs, pred, mask, patch_size, norm_pix_loss=False):
 ''',
 }
 
-# Correct answers written differently from the master: tests/test_autograder.py grades the
+# Correct answers written differently from the master: tests/e2e/test_autograder.py grades the
 # master with all of them in place and expects full marks, so the hidden tests must check
 # what the lecture asks for, not the master's way of doing it.
 CORRECT = {

@@ -1,6 +1,6 @@
 """Wrong variants for notebook 04: grade_id of a solution cell -> the whole cell, answered wrong.
 
-Each is a mistake students make. tests/test_autograder.py grades the master with one of
+Each is a mistake students make. tests/e2e/test_autograder.py grades the master with one of
 these cells swapped in, once per entry, and expects exactly test_<grade_id> to lose its
 points. Keep a few: each costs one grading.
 """
@@ -39,7 +39,7 @@ def cosine_schedule(base, final, step, total_steps):
 ''',
 }
 
-# Correct answers written differently from the master: tests/test_autograder.py grades the
+# Correct answers written differently from the master: tests/e2e/test_autograder.py grades the
 # master with all of them in place and expects full marks, so the hidden tests must check
 # what the lecture asks for, not the master's way of doing it.
 CORRECT = {

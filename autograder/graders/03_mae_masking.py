@@ -446,7 +446,7 @@ def masking_per_sample_and_call(worker, rng):
 
 
 # draws, L, mask_ratio, and the bounds on the frequency of each patch and of each pair (at
-# least 5 standard deviations of a right answer's frequencies: tests/test_grader_mae.py)
+# least 5 standard deviations of a right answer's frequencies: tests/unit/autograder/graders/test_grader_mae.py)
 UNIFORM_CASES = [(4000, 16, 0.75, 0.04, 0.02), (3000, 10, 0.5, 0.05, 0.04)]
 
 

@@ -70,7 +70,7 @@ def count_torch_calls(fn, *args) -> int:
 NT_TAU_SMALLEST = 0.01      # the smallest temperature exercise 5 names
 
 # ============================================================================ stored numbers
-# The checks read TABLES; the same numbers by name, as tests/test_grader_simclr.py compares
+# The checks read TABLES; the same numbers by name, as tests/unit/autograder/graders/test_grader_simclr.py compares
 # the grader's own families of mistakes with them:
 
 

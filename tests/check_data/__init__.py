@@ -5,7 +5,7 @@ mistakes, each as code beside the message that names it, and ``tables()``: what 
 in float64, on the fixed inputs of the notebook's checks. To add a mistake, add it there
 (implementation and message) and run ``python -m tests.check_data`` (or ``... dino``) from
 the repository root: it writes course_utils/checks/stored/<notebook>.py.
-tests/test_check_data.py fails while a stored file differs from what the code gives.
+tests/unit/course_utils/checks/test_check_data.py fails while a stored file differs from what the code gives.
 
 Students install course_utils, never tests/: the checks hold numbers and messages only.
 """

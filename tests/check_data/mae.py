@@ -140,6 +140,24 @@ LEN_KEEP_MISTAKES = [
 ]
 
 
+# ----------------------------------------------------------------------------- random masking
+
+
+def masking_right(x, mask_ratio, generator=None):
+    """facebookresearch/mae models_mae.py, random_masking (with a generator)."""
+    N, L, D = x.shape
+    len_keep = int(L * (1 - mask_ratio))
+    noise = torch.rand(N, L, generator=generator)
+    ids_shuffle = torch.argsort(noise, dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    ids_keep = ids_shuffle[:, :len_keep]
+    x_kept = torch.gather(x, dim=1, index=ids_keep.unsqueeze(-1).repeat(1, 1, D))
+    mask = torch.ones([N, L])
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, dim=1, index=ids_restore)
+    return x_kept, mask, ids_restore
+
+
 # ----------------------------------------------------------------------------- unshuffle
 
 

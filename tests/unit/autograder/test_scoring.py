@@ -1,14 +1,11 @@
 """Trusted scoring of the fixture: properties checked outside the student's process."""
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-from autograder import collect, course, demo, grading, release, reports  # noqa: E402
-from test_autograder import FIXTURE, cell, make_course, sandbox_ready  # noqa: E402
+from autograder import collect, course, demo, grading, release, reports
+from helpers import FIXTURE, FIXTURE_SOURCE, cell, make_course, sandbox_ready
 
 pytestmark = pytest.mark.notebook
 FULL = {"test_add": 1.0, "test_mean_of": 2.0}
@@ -22,9 +19,9 @@ def fixture_parts(tmp_path_factory):
     from autograder import scoring
     course_dir = make_course(tmp_path_factory.mktemp("scoring") / "course", FIXTURE)
     release.generate(course_dir, FIXTURE, database=False)
-    master = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
-    released = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
-    return master, released, scoring.load_grader(FIXTURE, HERE / "fixtures" / "graders")
+    master = course.read_notebook(course.master_notebooks(course_dir, FIXTURE)[0])
+    released = course.read_notebook(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
+    return master, released, scoring.load_grader(FIXTURE, FIXTURE_SOURCE / "graders")
 
 
 def score(parts, edit=None, seed=None):
@@ -109,10 +106,10 @@ def test_autograde_scores_outside_the_kernel(tmp_path):
         pytest.skip(f"no isolation here: {why}")
     course_dir = make_course(tmp_path / "course", FIXTURE)
     with open(course_dir / "nbgrader_config.py", "a") as f:
-        f.write(f"c.Grading.graders_dir = {str(HERE / 'fixtures' / 'graders')!r}\n")
+        f.write(f"c.Grading.graders_dir = {str(FIXTURE_SOURCE / 'graders')!r}\n")
     release.generate(course_dir, FIXTURE)
-    master = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
-    released = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
+    master = course.read_notebook(course.master_notebooks(course_dir, FIXTURE)[0])
+    released = course.read_notebook(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
     submissions = {"t_master": master, "t_blank": released,
                    "t_float": demo.with_cell_replaced(master, "add",
                                                         "def add(a, b):\n    return float(a + b)\n"),
@@ -132,7 +129,7 @@ def test_autograde_scores_outside_the_kernel(tmp_path):
     assert any("scored outside the kernel: 4 of 6" in n for n in results["t_float"].notes)
     # the feedback shows each property under the test cell the student ran, and escapes
     # whatever of the student's own text a message quotes
-    graded = course.notebook_json(course_dir / "autograded" / "t_float" / FIXTURE / f"{FIXTURE}.ipynb")
+    graded = course.read_notebook(course_dir / "autograded" / "t_float" / FIXTURE / f"{FIXTURE}.ipynb")
     [test_add] = [c for c in graded["cells"]
                   if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_add"]
     shown = test_add["outputs"][-1]["data"]["text/markdown"]
@@ -158,7 +155,7 @@ def test_without_a_grader_module_nothing_is_graded(tmp_path):
     course_dir = make_course(tmp_path / "course", FIXTURE)
     shutil.rmtree(course_dir / "graders")
     release.generate(course_dir, FIXTURE)
-    master = course.notebook_json(course.master_notebooks(course_dir, FIXTURE)[0])
+    master = course.read_notebook(course.master_notebooks(course_dir, FIXTURE)[0])
     course.write_notebook(master, tmp_path / "in" / "alice.ipynb")
     collect.collect(course_dir, tmp_path / "in", FIXTURE)
     [result] = grading.autograde(course_dir, FIXTURE, ["alice"], echo=lambda *_: None)

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-from autograder import collect, course, grading, release, reports  # noqa: E402
-from test_autograder import FIXTURE, appended_to_add, cell, make_course, sandbox_ready  # noqa: E402
+from autograder import collect, course, grading, release, reports
+from helpers import REPO, FIXTURE, appended_to_add, cell, make_course, sandbox_ready
 
 pytestmark = pytest.mark.notebook
 
@@ -133,7 +132,7 @@ def report_rows(course_dir: Path, assignment: str) -> dict[str, dict]:
 
 
 def master(course_dir: Path, assignment: str) -> dict:
-    return course.notebook_json(course.master_notebooks(course_dir, assignment)[0])
+    return course.read_notebook(course.master_notebooks(course_dir, assignment)[0])
 
 
 def edited(course_dir: Path, edit) -> dict:
@@ -144,14 +143,14 @@ def edited(course_dir: Path, edit) -> dict:
 
 def graded_outputs(course_dir: Path, assignment: str, student: str) -> str:
     [path] = (course_dir / "autograded" / student / assignment).glob("*.ipynb")
-    notebook = course.notebook_json(path)
+    notebook = course.read_notebook(path)
     return json.dumps([c.get("outputs", []) for c in notebook["cells"]])
 
 
 def seen(course_dir: Path, assignment: str, student: str) -> dict:
     """What a probe printed on its 'SEEN {json}' line."""
     [path] = (course_dir / "autograded" / student / assignment).glob("*.ipynb")
-    for c in course.notebook_json(path)["cells"]:
+    for c in course.read_notebook(path)["cells"]:
         for o in c.get("outputs", []):
             for line in "".join(o.get("text", "")).splitlines():
                 if line.startswith("SEEN "):
@@ -552,7 +551,7 @@ def test_report_is_honest(fixture_guard, canary_env):
     """No 'edited' note for an unmodified release; one for a real edit of a test cell; a
     manual score and a grade changed without a grading run are shown."""
     course_dir = fixture_guard.course_dir
-    released = course.notebook_json(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
+    released = course.read_notebook(course_dir / "release" / FIXTURE / f"{FIXTURE}.ipynb")
 
     def tests_edited(cells):
         cell(cells, "test_add")["source"] = "assert True\n"

@@ -5,14 +5,10 @@ Full mode normally means CIFAR-10 on a GPU; here COURSE_MODE=full runs it on the
 the offline shapes and small sizes swapped in, so that the notebook code that decides the
 epochs is what runs.
 """
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from notebook_code import run_cells  # noqa: E402
+from notebook_code import run_cells
 
 SMALL = dict(TRAIN_LIMIT=256, TEST_LIMIT=64, BATCH_SIZE=32, MAX_EPOCHS=2)
 STEPS_PER_EPOCH = 256 // 32

@@ -1,10 +1,7 @@
 """autograder/tamper.py: the suspicious patterns an instructor should see, and no noise."""
 import json
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-from autograder import tamper  # noqa: E402
+from autograder import tamper
 
 IMPORTED = {"torch", "np", "F", "math", "os", "sys", "builtins"}
 

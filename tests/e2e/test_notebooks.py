@@ -6,13 +6,12 @@ command); these tests only read the notebooks (and regenerate the student versio
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-from autograder import cli, course, demo, release  # noqa: E402
+from autograder import cli, course, demo, release
+from helpers import REPO
 
 FIXTURE_SOURCE = REPO / "tests" / "fixtures"
 FIXTURE = "00_fixture"
@@ -107,7 +106,7 @@ def test_student_notebook_has_stubs_and_no_solutions_or_outputs(fixture_release,
 
 @pytest.mark.parametrize("master", MASTERS_AND_FIXTURE, ids=name)
 def test_master_has_no_outputs(master):
-    cells = course.notebook_json(master)["cells"]
+    cells = course.read_notebook(master)["cells"]
     executed = [i for i, c in enumerate(cells)
                 if c["cell_type"] == "code" and (c["outputs"] or c["execution_count"] is not None)]
     assert not executed, f"{master}: cells {executed} have outputs (clear them before committing)"
@@ -120,7 +119,7 @@ UNGRADED_SOLUTIONS = {"04_dino_self_distillation": {"teacher_update"}}   # noteb
 
 @pytest.mark.parametrize("master", MASTERS_AND_FIXTURE, ids=name)
 def test_master_nbgrader_metadata(master):
-    notebook = course.notebook_json(master)
+    notebook = course.read_notebook(master)
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
     cells = [c for c in notebook["cells"] if nbgrader(c)]
     ids = [nbgrader(c).get("grade_id") for c in cells]
@@ -149,7 +148,7 @@ def test_master_nbgrader_metadata(master):
 def test_every_assignment_has_wrong_variants(master):
     """autograder/demo_submissions/<assignment>.py: wrong code for solution cells of the master."""
     wrong = demo.wrong_variants(name(master))
-    cells = {nbgrader(c).get("grade_id"): c for c in course.notebook_json(master)["cells"]
+    cells = {nbgrader(c).get("grade_id"): c for c in course.read_notebook(master)["cells"]
              if nbgrader(c).get("solution")}
     assert wrong
     for grade_id, wrong_source in wrong.items():

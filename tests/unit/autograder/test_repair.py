@@ -1,9 +1,6 @@
 """autograder/repair.py: nbgrader metadata restored by lining cells up with the release."""
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-from autograder import repair  # noqa: E402
+from autograder import repair
 
 
 def md(source, **nb):

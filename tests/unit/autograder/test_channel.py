@@ -2,13 +2,11 @@
 import io
 import json
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from autograder import channel  # noqa: E402
+from autograder import channel
 
 U64 = struct.Struct(">Q")
 

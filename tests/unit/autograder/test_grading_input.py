@@ -1,14 +1,12 @@
 """The grader's input path without a kernel: safe_files, intake and bounded outputs."""
 import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-from autograder import bounded_execute  # noqa: E402
-from autograder import intake  # noqa: E402
-from autograder import safe_files  # noqa: E402
+from autograder import bounded_execute
+from autograder import intake
+from autograder import safe_files
 
 
 @pytest.mark.parametrize("student", ["..", "a/b", "=1+2", "+cmd", "-x", "@x", "with space",

@@ -12,39 +12,20 @@ in tests/test_grader_*.py.
 """
 import copy
 import csv
-import os
-import shutil
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-from autograder import cli, collect, course, demo, grading, release, reports  # noqa: E402
+from autograder import cli, collect, course, demo, grading, release, reports
+from helpers import REPO, FIXTURE, appended_to_add, cell, make_course, sandbox_ready
 
-FIXTURE_SOURCE = REPO / "tests" / "fixtures"
-FIXTURE = "00_fixture"
 COURSE_ASSIGNMENTS = course.source_assignments(course.COURSE_DIR)
 EXPECTED_TOTAL = {"01_simclr_ntxent": 14, "02_moco_queue": 13, "03_mae_masking": 13,
                   "04_dino_self_distillation": 13, FIXTURE: 3}
 
 pytestmark = pytest.mark.notebook
-
-
-def make_course(root: Path, assignment: str) -> Path:
-    """A fresh course folder holding the config and one master."""
-    source = FIXTURE_SOURCE if assignment == FIXTURE else course.COURSE_DIR / "source"
-    root.mkdir(parents=True)
-    for name in course.COURSE_FILES:
-        shutil.copy2(course.COURSE_DIR / name, root / name)
-    shutil.copytree(source / assignment, root / "source" / assignment)
-    graders = FIXTURE_SOURCE / "graders" if assignment == FIXTURE else course.COURSE_DIR / "graders"
-    grader = graders / f"{assignment}.py"                          # the trusted scorer's
-    if grader.exists():
-        (root / "graders").mkdir()
-        shutil.copy2(grader, root / "graders" / grader.name)
-    return root
 
 
 def master_cells(course_dir: Path, assignment: str) -> list:
@@ -85,12 +66,12 @@ def as_saved_by_colab(notebook) -> dict:
     notebook["metadata"] = {"colab": {"provenance": [], "gpuType": "T4"},
                             "kernelspec": {"name": "python3", "display_name": "Python 3"},
                             "language_info": {"name": "python"}, "accelerator": "GPU"}
-    for i, cell in enumerate(notebook["cells"]):
-        cell.pop("id", None)
-        cell["metadata"] = {"id": f"colab{i:04d}"}
-        if cell["cell_type"] == "code":
-            cell["metadata"]["colab"] = {"base_uri": "https://localhost:8080/"}
-            cell["metadata"]["outputId"] = f"out{i}"
+    for i, saved in enumerate(notebook["cells"]):
+        saved.pop("id", None)
+        saved["metadata"] = {"id": f"colab{i:04d}"}
+        if saved["cell_type"] == "code":
+            saved["metadata"]["colab"] = {"base_uri": "https://localhost:8080/"}
+            saved["metadata"]["outputId"] = f"out{i}"
     return notebook
 
 
@@ -383,17 +364,6 @@ def edited_master(course_dir, edit):
     return notebook
 
 
-def cell(cells, grade_id):
-    return next(c for c in cells if course.nbgrader_meta(c).get("grade_id") == grade_id)
-
-
-def appended_to_add(code):
-    """An edit (for edited_master) that appends ``code`` to the answer cell of add."""
-    def edit(cells):
-        cell(cells, "add").source += "\n" + code + "\n"
-    return edit
-
-
 def grade_edited(course_dir, folder, edits, workers=1):
     """One submission per student, an edit of the fixture master, collected and graded:
     student -> GradeResult."""
@@ -583,14 +553,6 @@ def test_parallel_workers_and_resume(fixture_course, tmp_path):
     with course.gradebook(fixture_course) as gb:
         scores = {s: gb.find_submission(FIXTURE, s).score for s in students}
     assert scores == {"p1": 3, "p2": 3, "p3": 3, "p4": 1}
-
-
-def sandbox_ready():
-    from autograder import sandbox
-    ok, why = sandbox.available()
-    if not ok and os.environ.get("CI"):
-        pytest.fail(f"CI must test the isolated kernel, but {why}")
-    return ok, why
 
 
 def test_isolated_kernel_contains_hostile_submissions(fixture_course, tmp_path):

@@ -1,7 +1,7 @@
 """The trusted grader of notebook 04 (autograder/graders/04_dino_self_distillation.py).
 
 The master earns every property; the demo's correct answers written differently earn full
-marks; its wrong variants and the known mistakes below (those of tests/test_checks_dino.py
+marks; its wrong variants and the known mistakes below (those of tests/unit/course_utils/checks/test_checks_dino.py
 and of the hidden tests the grader replaces) lose points in their own cell only, partial
 mistakes exactly the properties they break and faked answers all of them; the blank release
 earns nothing. Each notebook is scored once (one sandboxed worker each, two at a time) and

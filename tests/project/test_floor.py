@@ -3,16 +3,15 @@ run-time dependency at its lower bound, and that environment has exactly those r
 import os
 import re
 from importlib.metadata import version
-from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def floors() -> dict[str, str]:
     """name -> lower bound of every run-time dependency in pyproject.toml."""
-    text = (ROOT / "pyproject.toml").read_text()
+    text = (REPO / "pyproject.toml").read_text()
     block = text[text.index("dependencies = ["):]
     block = block[:block.index("]")]
     pairs = re.findall(r'"([A-Za-z0-9_.-]+)>=([0-9][^",;\s]*)"', block)
@@ -20,7 +19,7 @@ def floors() -> dict[str, str]:
 
 
 def pins() -> dict[str, str]:
-    lines = (ROOT / ".ci" / "floor.txt").read_text().splitlines()
+    lines = (REPO / ".ci" / "floor.txt").read_text().splitlines()
     pairs = [ln.split("==") for ln in lines if ln.strip() and not ln.startswith("#")]
     return {name.strip().lower(): pin.strip() for name, pin in pairs}
 

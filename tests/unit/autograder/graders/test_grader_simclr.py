@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import runpy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,11 +23,10 @@ from torchvision import transforms as T
 
 from autograder import scoring
 from course_utils.checks import simclr as visible
-from helpers import graded_points, lost, message_leaks, score_all, unearned, with_answers
+from helpers import REPO, graded_points, lost, message_leaks, score_all, unearned, with_answers
 
 pytestmark = pytest.mark.notebook
 
-REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "01_simclr_ntxent"
 MASTER = REPO / "autograder" / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE = REPO / "notebooks" / f"{ASSIGNMENT}.ipynb"

@@ -4,8 +4,8 @@ The feedback is scanned where it is made (test_autograder.py, test_feedback_leak
 from pathlib import Path
 
 import leaks
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def student_files() -> list[Path]:

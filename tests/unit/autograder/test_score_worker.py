@@ -1,11 +1,10 @@
 """The scoring worker in the sandbox: answers with data, and fails one call at a time."""
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from test_autograder import sandbox_ready  # noqa: E402
+from helpers import sandbox_ready
 
 pytestmark = pytest.mark.notebook
 

@@ -8,34 +8,21 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
+from check_data.mae import masking_right
 from course_utils import plots, widgets
 
 PATCH = 4
 N_PATCHES = (32 // PATCH) ** 2  # 64
 
 
-def reference_random_masking(x, mask_ratio, generator=None):
-    """facebookresearch/mae's random_masking, with a generator."""
-    n, length, dim = x.shape
-    len_keep = int(length * (1 - mask_ratio))
-    noise = torch.rand(n, length, generator=generator)
-    ids_shuffle = torch.argsort(noise, dim=1)
-    ids_restore = torch.argsort(ids_shuffle, dim=1)
-    ids_keep = ids_shuffle[:, :len_keep]
-    x_kept = torch.gather(x, 1, ids_keep.unsqueeze(-1).repeat(1, 1, dim))
-    mask = torch.ones(n, length)
-    mask[:, :len_keep] = 0
-    return x_kept, torch.gather(mask, 1, ids_restore), ids_restore
-
-
 class RecordingMasking:
-    """reference_random_masking that remembers the ratio and mask of every call."""
+    """masking_right that remembers the ratio and mask of every call."""
 
     def __init__(self):
         self.calls = []
 
     def __call__(self, x, mask_ratio, generator=None):
-        out = reference_random_masking(x, mask_ratio, generator=generator)
+        out = masking_right(x, mask_ratio, generator=generator)
         self.calls.append((mask_ratio, out[1].clone()))
         return out
 
@@ -63,7 +50,7 @@ def _grey_fraction(ax):
 
 def test_mask_ratio_explorer_static_rows_and_grey_fractions(images, monkeypatch):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
-    fig = widgets.mask_ratio_explorer(images, reference_random_masking, interactive=True)
+    fig = widgets.mask_ratio_explorer(images, masking_right, interactive=True)
     assert isinstance(fig, Figure)
     ratios = widgets.STATIC_MASK_RATIOS
     assert len(fig.axes) == 6 * (1 + len(ratios))
@@ -81,7 +68,7 @@ def test_mask_ratio_explorer_static_rows_and_grey_fractions(images, monkeypatch)
 
 
 def test_mask_ratio_explorer_outside_a_notebook_is_static(images):
-    assert isinstance(widgets.mask_ratio_explorer(images, reference_random_masking), Figure)
+    assert isinstance(widgets.mask_ratio_explorer(images, masking_right), Figure)
 
 
 def test_mask_ratio_explorer_widget_follows_the_slider(images, capfd):
@@ -143,7 +130,7 @@ def test_mask_ratio_explorer_says_finish_random_masking_first(images):
      ValueError, r"\(N, L\)"),
 ])
 def test_mask_ratio_explorer_rejects_bad_input(images, kwargs, error, message):
-    kwargs = dict(dict(masking_fn=reference_random_masking), **kwargs)
+    kwargs = dict(dict(masking_fn=masking_right), **kwargs)
     with pytest.raises(error, match=message):
         widgets.mask_ratio_explorer(images, interactive=False, **kwargs)
 
@@ -201,7 +188,7 @@ def test_mae_reconstructions_one_named_row_per_entry(images):
 def test_mae_figures_write_nothing_to_stderr_and_raise_no_warning(images, capfd):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        figs = [widgets.mask_ratio_explorer(images, reference_random_masking, interactive=False),
+        figs = [widgets.mask_ratio_explorer(images, masking_right, interactive=False),
                 plots.patch_grid(images[0]),
                 plots.mae_reconstructions({"original": images, "masked": images})]
         for fig in figs:

@@ -5,15 +5,12 @@ device, with the recipe read from the notebook's own transform (a student's
 ``simclr_transform``, ``MultiCropTransform``, ...). CI has no GPU: ``COURSE_GPU_AUGMENT=1``
 forces that path on the CPU, and each master runs at grading scale with it.
 """
-import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-REPO = Path(__file__).resolve().parents[1]
-from autograder import course  # noqa: E402
+from autograder import course
 
 PROBE = """
 _loader = loader

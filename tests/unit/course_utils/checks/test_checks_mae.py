@@ -6,13 +6,13 @@ import torch
 import torch.nn.functional as F
 
 from check_data import by_name
-from check_data.mae import (LEN_KEEP_MISTAKES, loss_eps_outside, make_loss, patchify_channels_first,
-                            patchify_column_major, patchify_plain, patchify_right,
-                            patchify_rows_columns_swapped, patchify_strided, patchify_strips,
-                            unpatchify_channels_first, unpatchify_channels_last_image,
-                            unpatchify_column_major, unpatchify_plain, unpatchify_right,
-                            unshuffle_inverse, unshuffle_mask_first, unshuffle_none,
-                            unshuffle_right)
+from check_data.mae import (LEN_KEEP_MISTAKES, loss_eps_outside, make_loss, masking_right,
+                            patchify_channels_first, patchify_column_major, patchify_plain,
+                            patchify_right, patchify_rows_columns_swapped, patchify_strided,
+                            patchify_strips, unpatchify_channels_first,
+                            unpatchify_channels_last_image, unpatchify_column_major,
+                            unpatchify_plain, unpatchify_right, unshuffle_inverse,
+                            unshuffle_mask_first, unshuffle_none, unshuffle_right)
 from course_utils.checks import mae as checks
 from helpers import fails_with
 
@@ -93,21 +93,6 @@ def test_unpatchify_names_mistakes(unpatchify, words):
 
 
 # ----------------------------------------------------------------------------- random masking
-
-
-def masking_right(x, mask_ratio, generator=None):
-    """facebookresearch/mae models_mae.py, random_masking."""
-    N, L, D = x.shape
-    len_keep = int(L * (1 - mask_ratio))
-    noise = torch.rand(N, L, generator=generator)
-    ids_shuffle = torch.argsort(noise, dim=1)
-    ids_restore = torch.argsort(ids_shuffle, dim=1)
-    ids_keep = ids_shuffle[:, :len_keep]
-    x_kept = torch.gather(x, dim=1, index=ids_keep.unsqueeze(-1).repeat(1, 1, D))
-    mask = torch.ones([N, L])
-    mask[:, :len_keep] = 0
-    mask = torch.gather(mask, dim=1, index=ids_restore)
-    return x_kept, mask, ids_restore
 
 
 def masking_randperm(x, mask_ratio, generator=None):
