@@ -125,3 +125,38 @@ def unearned(results) -> list[tuple[str, str, str]]:
     """(grade_id, property, message) of every property that earned nothing: what a failed
     full-marks assertion shows."""
     return [(r.grade_id, r.name, r.message) for r in results if r.earned < r.points]
+
+
+class GraderContract:
+    """What every trusted grader owes every submission, as tests. A test module of a grader
+    subclasses it (``class TestContract(GraderContract)``) with its ASSIGNMENT, GRADER and
+    FULL (test cell -> points), and defines a module fixture ``scored``: name -> results,
+    holding at least "master", "correct" (the demo's answers written differently) and "blank"
+    (the release as it is)."""
+    ASSIGNMENT: str
+    GRADER: object
+    FULL: dict[str, float]
+
+    def test_properties_split_each_cells_points(self):
+        master, _ = master_and_release(self.ASSIGNMENT)
+        assert graded_points(master) == self.FULL
+        assert set(self.GRADER.PROPERTIES) == set(self.FULL)
+        for grade_id, properties in self.GRADER.PROPERTIES.items():
+            assert abs(sum(p.points for p in properties) - self.FULL[grade_id]) < 1e-9, grade_id
+            assert len({p.name for p in properties}) == len(properties), grade_id
+            assert all(p.points > 0 for p in properties), grade_id
+
+    def test_messages_leak_nothing(self, scored):
+        """Every message the students' feedback shows, of every submission scored here (its
+        wrong answers' included): no line of a grader module or of a master's solutions."""
+        assert not message_leaks(scored), message_leaks(scored)[:10]
+
+    def test_the_master_earns_every_property(self, scored):
+        assert all(r.earned == r.points for r in scored["master"]), unearned(scored["master"])
+
+    def test_answers_written_differently_earn_every_property(self, scored):
+        assert all(r.earned == r.points for r in scored["correct"]), unearned(scored["correct"])
+
+    def test_the_blank_release_earns_nothing(self, scored):
+        from autograder import scoring
+        assert scoring.cell_points(scored["blank"]) == {grade_id: 0 for grade_id in self.FULL}

@@ -21,8 +21,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from autograder import demo, scoring
-from helpers import (graded_points, lost, master_and_release, message_leaks, score_all, unearned,
-                     with_answers)
+from helpers import GraderContract, lost, master_and_release, score_all, with_answers
 
 ASSIGNMENT = "04_dino_self_distillation"
 FULL = {"test_multicrop_transform": 2.0, "test_dino_head": 3.0, "test_dino_loss": 4.0,
@@ -286,6 +285,18 @@ def variant_source(grade_id: str, name: str) -> str:
 # ============================================================================ scoring
 
 
+class TestContract(GraderContract):
+    ASSIGNMENT, GRADER, FULL = ASSIGNMENT, grader, FULL
+
+
+def test_every_known_mistake_is_tried_and_names_real_properties():
+    assert len(PROPERTY) == sum(len(props) for props in grader.PROPERTIES.values())
+    used = {(g, n) for row in variant_rows() for g, n in row.items()}
+    assert used >= {(g, n) for g, variants in VARIANTS.items() for n in variants}
+    assert all(f in PROPERTY for v in VARIANTS.values() for _, names in v.values()
+               for f in names or ())
+
+
 @pytest.fixture(scope="module")
 def scored():
     master, release = master_and_release(ASSIGNMENT)
@@ -295,36 +306,6 @@ def scored():
         notebooks[f"variants_{i}"] = with_answers(
             master, {g: variant_source(g, name) for g, name in row.items()})
     return score_all(notebooks, release, grader, timeout=30)
-
-
-def test_properties_sum_to_the_cells_points():
-    master, _ = master_and_release(ASSIGNMENT)
-    points = graded_points(master)
-    assert points == FULL
-    assert {g: sum(p.points for p in props) for g, props in grader.PROPERTIES.items()} == FULL
-    assert len(PROPERTY) == sum(len(props) for props in grader.PROPERTIES.values())
-    used = {(g, n) for row in variant_rows() for g, n in row.items()}
-    assert used >= {(g, n) for g, variants in VARIANTS.items() for n in variants}
-    assert all(f in PROPERTY for v in VARIANTS.values() for _, names in v.values()
-               for f in names or ())
-
-
-def test_messages_leak_nothing(scored):
-    """Every message the students' feedback shows, of every submission scored here (its
-    wrong answers' included): no line of a grader module or of a master's solutions."""
-    assert not message_leaks(scored), message_leaks(scored)[:10]
-
-
-def test_the_master_earns_every_property(scored):
-    results = scored["master"]
-    assert scoring.cell_points(results) == FULL, \
-        unearned(results)
-
-
-def test_correct_answers_written_differently_earn_full_marks(scored):
-    results = scored["correct"]
-    assert scoring.cell_points(results) == FULL, \
-        unearned(results)
 
 
 def test_the_demo_wrong_variants_lose_only_in_their_cells(scored):
@@ -338,10 +319,6 @@ def test_the_demo_wrong_variants_lose_only_in_their_cells(scored):
         assert 0 < points[test_id] < FULL[test_id], (grade_id, points[test_id])
     failed = lost(scored["variants_0"], "test_dino_loss")
     assert PROPERTY["loss_same_view_skipped"] in failed
-
-
-def test_the_blank_release_earns_nothing(scored):
-    assert scoring.cell_points(scored["blank"]) == {g: 0.0 for g in FULL}
 
 
 def test_each_known_mistake_loses_its_properties(scored):

@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder import demo, scoring
-from helpers import (graded_points, lost, master_and_release, message_leaks, score_all, unearned,
-                     with_answers)
+from helpers import GraderContract, lost, master_and_release, score_all, with_answers
 
 ASSIGNMENT = "02_moco_queue"
 FULL = {"test_momentum_update": 3.0, "test_key_queue": 4.0, "test_moco_logits": 3.0,
@@ -232,6 +231,10 @@ def variant_notebooks():
 # ============================================================================ scoring
 
 
+class TestContract(GraderContract):
+    ASSIGNMENT, GRADER, FULL = ASSIGNMENT, grader, FULL
+
+
 @pytest.fixture(scope="module")
 def scored():
     master, release = master_and_release(ASSIGNMENT)
@@ -242,31 +245,6 @@ def scored():
         notebooks[f"variants_{i}"] = with_answers(
             master, {g: source for g, (_, (source, _, _)) in row.items()})
     return score_all(notebooks, release, grader)
-
-
-def test_properties_sum_to_the_cells_points():
-    master, _ = master_and_release(ASSIGNMENT)
-    points = graded_points(master)
-    assert points == FULL
-    assert {g: sum(p.points for p in props) for g, props in grader.PROPERTIES.items()} == FULL
-
-
-def test_messages_leak_nothing(scored):
-    """Every message the students' feedback shows, of every submission scored here (its
-    wrong answers' included): no line of a grader module or of a master's solutions."""
-    assert not message_leaks(scored), message_leaks(scored)[:10]
-
-
-def test_the_master_earns_every_property(scored):
-    results = scored["master"]
-    assert scoring.cell_points(results) == FULL, \
-        unearned(results)
-
-
-def test_correct_answers_written_differently_earn_full_marks(scored):
-    results = scored["correct"]
-    assert scoring.cell_points(results) == FULL, \
-        unearned(results)
 
 
 def test_the_demo_wrong_variants_lose_only_in_their_cells(scored):
@@ -285,10 +263,6 @@ def test_the_demo_wrong_variants_lose_only_in_their_cells(scored):
     assert "last column" in lost(scored["wrong"], "test_moco_logits")["the positive is in column 0"]
     assert "swapped" in lost(scored["wrong"], "test_momentum_update")[
         "the target becomes m * target + (1 - m) * online"]
-
-
-def test_the_blank_release_earns_nothing(scored):
-    assert scoring.cell_points(scored["blank"]) == {g: 0.0 for g in FULL}
 
 
 def test_each_known_mistake_loses_its_properties(scored):

@@ -23,7 +23,7 @@ from torchvision import transforms as T
 
 from autograder import scoring
 from course_utils.checks import simclr as visible
-from helpers import REPO, graded_points, lost, message_leaks, score_all, unearned, with_answers
+from helpers import REPO, GraderContract, graded_points, lost, score_all, with_answers
 
 pytestmark = pytest.mark.notebook
 
@@ -36,14 +36,6 @@ grader = scoring.load_grader(ASSIGNMENT)
 
 MASTER_JSON = json.loads(MASTER.read_text())
 FULL = graded_points(MASTER_JSON)
-
-
-def test_properties_split_each_cells_points():
-    assert set(grader.PROPERTIES) == set(FULL)
-    for grade_id, properties in grader.PROPERTIES.items():
-        assert math.isclose(sum(p.points for p in properties), FULL[grade_id]), grade_id
-        assert len({p.name for p in properties}) == len(properties), grade_id
-        assert all(p.points > 0 for p in properties), grade_id
 
 
 def test_the_master_keeps_no_hidden_tests_and_tags_its_set_up():
@@ -520,31 +512,13 @@ def submissions() -> dict[str, dict]:
     return subs
 
 
+class TestContract(GraderContract):
+    ASSIGNMENT, GRADER, FULL = ASSIGNMENT, grader, FULL
+
+
 @pytest.fixture(scope="module")
 def scored():
     return score_all(submissions(), json.loads(RELEASE.read_text()), grader, timeout=60)
-
-
-def test_messages_leak_nothing(scored):
-    """Every message the students' feedback shows, of every submission scored here (its
-    wrong answers' included): no line of a grader module or of a master's solutions."""
-    assert not message_leaks(scored), message_leaks(scored)[:10]
-
-
-def test_the_master_earns_every_property(scored):
-    results = scored["master"]
-    assert scoring.cell_points(results) == FULL, \
-        unearned(results)
-
-
-def test_correct_answers_written_differently_earn_every_property(scored):
-    results = scored["correct"]
-    assert scoring.cell_points(results) == FULL, \
-        unearned(results)
-
-
-def test_the_blank_release_earns_nothing(scored):
-    assert scoring.cell_points(scored["blank"]) == {grade_id: 0 for grade_id in FULL}
 
 
 def test_each_demo_wrong_answer_loses_points_only_in_its_cell(scored):
