@@ -40,8 +40,8 @@ def main():
           f"{history.loss[0]:.3f} -> {np.mean(history.loss[-10:]):.3f}; teacher entropy "
           f"{np.mean(dino.health.entropy[-10:]):.2f} (ln K {math.log(args.out_dim):.2f}), "
           f"KL {np.mean(dino.health.kl[-10:]):.3f}")
-    for name, acc in ns["results"].items():
-        print(f"  {name:<14} kNN {100 * acc:5.1f}%")
+    for name, accs in ns["results"].items():
+        print(f"  {name:<14} kNN {100 * accs['knn']:5.1f}%  linear {100 * accs['linear']:5.1f}%")
     study = {}
     for name, (trainer, hist) in ns.get("study", {}).items():
         study[name] = dict(entropy=float(np.mean(trainer.health.entropy[-10:])),
@@ -50,7 +50,7 @@ def main():
         print(f"  collapse study, {name:<14} entropy {study[name]['entropy']:5.2f}  "
               f"KL {study[name]['kl']:.4f}  loss {study[name]['loss']:.3f}")
     print(f"whole notebook: {minutes:.1f} min")
-    write_results(args, knn=ns["results"], study=study, minutes=minutes,
+    write_results(args, results=ns["results"], study=study, minutes=minutes,
                   train_minutes=history.seconds / 60,
                   final={"entropy": float(np.mean(dino.health.entropy[-10:])),
                          "kl": float(np.mean(dino.health.kl[-10:]))})
