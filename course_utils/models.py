@@ -57,15 +57,18 @@ def resnet18_cifar() -> ResNetCIFAR:
     return ResNetCIFAR()
 
 
-def build_encoder(name: str) -> nn.Module:
+def build_encoder(name: str, **vit_options) -> nn.Module:
     """'resnet18' (CIFAR stem), 'small', or a ViT size of :mod:`course_utils.vit`
-    ('vit_tiny', 'vit_micro', 'vit_nano'); every encoder has ``.feature_dim``."""
+    ('vit_tiny', 'vit_micro', 'vit_nano', with ``build_vit``'s options: ``patch_size``,
+    ``img_size``, ``pool``); every encoder has ``.feature_dim``."""
+    if name in VIT_SIZES:
+        return build_vit(name, **vit_options)
+    if vit_options:
+        raise ValueError(f"{name!r} is not a ViT: {sorted(vit_options)} do not apply")
     if name == "resnet18":
         return resnet18_cifar()
     if name == "small":
         return SmallConvNet()
-    if name in VIT_SIZES:
-        return build_vit(name)
     raise ValueError(f"unknown encoder {name!r}: use 'resnet18', 'small' or one of "
                      f"{sorted(VIT_SIZES)}")
 
