@@ -524,3 +524,23 @@ def attention_maps(images, attention, title: str | None = None, alpha: float = 0
     fig.suptitle(title or "Attention of [CLS] to each patch (bright = most attended; "
                           "each map scaled to its own range)", fontsize=10)
     return fig
+
+
+# ---------------------------------------------------------------------------- segments
+
+def overlay_masks(images, masks, points=None, colour=(1.0, 0.2, 0.2), alpha: float = 0.5
+                  ) -> torch.Tensor:
+    """Images (N, 3, H, W) in [0, 1] with each mask (N, H, W) tinted in ``colour`` and, when
+    given, each image's clicks ``points`` (N, P, 2) as (x, y) pixels drawn as white crosses:
+    a tensor for :func:`image_grid`."""
+    out = torch.as_tensor(images, dtype=torch.float32).clone()
+    masks = torch.as_tensor(masks).bool()[:, None]                      # (N, 1, H, W)
+    tint = torch.tensor(colour).view(1, 3, 1, 1)
+    out = torch.where(masks, (1 - alpha) * out + alpha * tint, out)
+    if points is not None:
+        height, width = out.shape[-2:]
+        for n, image_points in enumerate(torch.as_tensor(points).round().long()):
+            for x, y in image_points.tolist():
+                out[n, :, y, max(x - 1, 0):min(x + 2, width)] = 1.0
+                out[n, :, max(y - 1, 0):min(y + 2, height), x] = 1.0
+    return out

@@ -13,6 +13,7 @@ import io
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
@@ -262,3 +263,58 @@ def mask_ratio_explorer(images, masking_fn, patch_size: int = 4, mask_ratio: flo
 
     figure = Figure(figsize=(1.3 * n_images + 1.1, 3.3), layout="constrained")
     return _slider_above_figure(ipywidgets, slider, figure, draw)
+
+
+# ---------------------------------------------------------------------------- a click to segment
+
+def _draw_candidates(fig: Figure, image: np.ndarray, masks, ious, x: int, y: int):
+    """The image with the click, then each candidate mask over it with its predicted IoU."""
+    axes = fig.subplots(1, 1 + len(masks))
+    axes[0].imshow(image)
+    axes[0].set_title("click", fontsize=9)
+    for ax, mask, iou in zip(axes[1:], masks, ious):
+        ax.imshow(image)
+        ax.imshow(np.ma.masked_where(~mask, mask), cmap="autumn", alpha=0.55, vmin=0, vmax=1)
+        ax.set_title(f"predicted IoU {iou:.2f}", fontsize=9)
+    for ax in axes:
+        ax.plot([x], [y], marker="+", color="white", markersize=12, mew=2)
+        ax.axis("off")
+
+
+def click_explorer(arrays, three_masks, n_images: int = 20, interactive: bool | None = None):
+    """Click a point of an image (sliders for the image and the click's x and y) and see the
+    candidate masks a promptable decoder returns, with the IoU it predicts for each.
+
+    ``three_masks(index, x, y)`` -> (masks (C, H, W) booleans, predicted IoUs (C,)) for a
+    foreground click at pixel (x, y) of ``arrays``' image ``index``. Without ipywidgets (or
+    with ``interactive=False``) a figure for a click at the centre of the first image.
+    """
+    height, width = arrays.images.shape[1:3]
+
+    def draw(fig: Figure, index: int, x: int, y: int):
+        masks, ious = three_masks(index, x, y)
+        _draw_candidates(fig, arrays.images[index], np.asarray(torch.as_tensor(masks).cpu()),
+                         torch.as_tensor(ious).tolist(), x, y)
+
+    ipywidgets = _ipywidgets_or_none(interactive)
+    fig = Figure(figsize=(9, 2.6), layout="constrained")
+    if ipywidgets is None:
+        draw(fig, 0, width // 2, height // 2)
+        return fig
+    sliders = {"index": ipywidgets.IntSlider(0, 0, min(n_images, len(arrays)) - 1,
+                                             description="image"),
+               "x": ipywidgets.IntSlider(width // 2, 0, width - 1, description="x"),
+               "y": ipywidgets.IntSlider(height // 2, 0, height - 1, description="y")}
+    image = ipywidgets.Image(format="png")
+
+    def redraw(_change=None):
+        fig.clear()
+        draw(fig, *(s.value for s in sliders.values()))
+        image.value = _png(fig)
+
+    for slider in sliders.values():
+        slider.observe(redraw, names="value")
+    redraw()
+    box = ipywidgets.VBox([ipywidgets.HBox(list(sliders.values())), image])
+    box.figure = fig
+    return box
