@@ -264,10 +264,10 @@ def _remove_cgroup(folder: str) -> bool:
     return False
 
 
-def user_threads() -> int:
+def user_threads(proc: Path = Path("/proc")) -> int:
     """Threads of this user now: what RLIMIT_NPROC counts (a thread is a task too)."""
     count = 0
-    for entry in Path("/proc").iterdir():
+    for entry in Path(proc).iterdir():
         try:
             if entry.name.isdigit() and entry.stat().st_uid == os.getuid():
                 count += len(os.listdir(entry / "task"))
