@@ -7,7 +7,9 @@ at a scratch folder; the notebook writes the figures it printed there
 (``course_utils.results``). This script reads them back, never the output text, and writes
 ``benchmarks/results/fast_<notebook>.json``: each seed's record, the mean and the range of
 every figure, the whole notebook's wall time, the command, the commit, the date and the
-hardware. Usage, on a quiet machine:
+hardware. Notebook 05 compares the encoders notebooks 01-04 hand on: for each seed those
+four run first, with the same seed, into a scratch ``COURSE_ENCODER_DIR``. Usage, on a
+quiet machine:
 
     .venv/bin/python benchmarks/fast_mode.py 01_simclr_ntxent --seeds 0 1 2
 """
@@ -26,13 +28,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from records import aggregate, hardware, provenance, write_record  # noqa: E402
 
-NOTEBOOKS = ("01_simclr_ntxent", "02_moco_queue", "03_mae_masking", "04_dino_self_distillation")
+NOTEBOOKS = ("01_simclr_ntxent", "02_moco_queue", "03_mae_masking", "04_dino_self_distillation",
+             "05_paradigms_and_segments")
+# the notebooks whose saved encoders a notebook loads (course_utils.handoff)
+NEEDS = {"05_paradigms_and_segments": NOTEBOOKS[:4]}
 
 
 def run_one(notebook: str, seed: int, results_dir: Path) -> dict:
-    """One fresh process runs the whole notebook for ``seed``; its record, with the wall time."""
+    """One fresh process runs the whole notebook for ``seed`` (after the notebooks it needs,
+    with the same seed); its record, with its own wall time."""
+    encoder_dir = results_dir / f"encoders_seed{seed}"
+    for needed in NEEDS.get(notebook, ()):
+        if not (encoder_dir / "done" / needed).exists():
+            run_one(needed, seed, results_dir)
+            (encoder_dir / "done").mkdir(parents=True, exist_ok=True)
+            (encoder_dir / "done" / needed).touch()
     env = dict(os.environ, COURSE_FAST="1", COURSE_RESULTS_DIR=str(results_dir),
-               MPLBACKEND="Agg")
+               COURSE_ENCODER_DIR=str(encoder_dir), MPLBACKEND="Agg")
     code = ("import sys; sys.path.insert(0, 'benchmarks'); from notebook_code import run_cells; "
             f"run_cells({notebook!r}, verbose=False, overrides={{'SEED': {seed}}})")
     start = time.perf_counter()

@@ -51,7 +51,7 @@ def save_encoder(name: str, encoder: nn.Module, built_as: str, *, dataset: str, 
          folder: Path | None = None) -> Path:
     """Save ``encoder`` (built by ``models.build_encoder(built_as)``) as ``name``; the file."""
     path = _file(name, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(path.parent, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     torch.save({"spec": build_spec(encoder, built_as), "state_dict": state,
                 "dataset": dataset, "mode": mode}, path)

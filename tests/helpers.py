@@ -160,3 +160,22 @@ class GraderContract:
     def test_the_blank_release_earns_nothing(self, scored):
         from autograder import scoring
         assert scoring.cell_points(scored["blank"]) == {grade_id: 0 for grade_id in self.FULL}
+
+
+def assert_mistake_costs(results, grade_id: str, must: set, may: set, full: float,
+                         check_of: dict[str, str]) -> None:
+    """A known mistake in the cell of ``grade_id`` fails the checks ``must`` (names of the
+    grader's check functions; ``check_of``: property name -> its check's name), perhaps
+    ``may``, and no other; it earns nothing when it fails all of them (a fake), else some but
+    not all of the cell's ``full`` points; every failed property explains itself in a
+    message, never a traceback."""
+    from autograder import scoring
+    mine = [r for r in results if r.grade_id == grade_id]
+    failed = {check_of[r.name] for r in mine if not r.earned}
+    assert must <= failed <= must | may, (sorted(failed), unearned(results))
+    points = scoring.cell_points(results)[grade_id]
+    if must == {check_of[r.name] for r in mine}:
+        assert points == 0, points                           # a fake earns nothing
+    else:
+        assert 0 < points < full, points                     # a partial mistake, partly right
+    assert all(r.message and "Traceback" not in r.message for r in mine if not r.earned)

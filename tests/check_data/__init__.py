@@ -1,6 +1,6 @@
 """The stored tables of the visible checks (course_utils/checks/stored/), and what makes them.
 
-A module per notebook (simclr, moco, mae, dino) holds its reference solutions and its known
+A module per notebook (simclr, moco, mae, dino, segments) holds its reference solutions and its known
 mistakes, each as code beside the message that names it, and ``tables()``: what they give,
 in float64, on the fixed inputs of the notebook's checks. To add a mistake, add it there
 (implementation and message) and run ``python -m tests.check_data`` (or ``... dino``) from
@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-NOTEBOOKS = {"simclr": "01", "moco": "02", "mae": "03", "dino": "04"}
+NOTEBOOKS = {"simclr": "01", "moco": "02", "mae": "03", "dino": "04", "segments": "05"}
 STORED = Path(__file__).resolve().parents[2] / "course_utils" / "checks" / "stored"
 DIGITS = 6          # significant digits kept: the same on every machine and torch version
 NOISE = 1e-12       # a smaller magnitude is float noise around 0: stored as 0

@@ -1,5 +1,5 @@
 """``python -m tests.check_data [notebook ...]``: write the stored tables of the visible
-checks (every notebook's by default; the names: simclr, moco, mae, dino)."""
+checks (every notebook's by default; the names: simclr, moco, mae, dino, segments)."""
 import sys
 
 from . import NOTEBOOKS, write

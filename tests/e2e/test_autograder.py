@@ -23,7 +23,8 @@ from helpers import REPO, FIXTURE, appended_to_add, cell, make_course, sandbox_r
 
 COURSE_ASSIGNMENTS = course.source_assignments(course.COURSE_DIR)
 EXPECTED_TOTAL = {"01_simclr_ntxent": 14, "02_moco_queue": 13, "03_mae_masking": 13,
-                  "04_dino_self_distillation": 13, FIXTURE: 3}
+                  "04_dino_self_distillation": 13, "05_paradigms_and_segments": 13,
+                  FIXTURE: 3}
 
 pytestmark = pytest.mark.notebook
 

@@ -21,12 +21,13 @@ print("views:", [tuple(v.shape) for v in _views], "labels:", tuple(_labels.shape
 print("finite:", all(bool(v.isfinite().all()) for v in _views))
 """
 
-# grading scale: batch 32 (16 for DINO), 2 global + 2 local crops for DINO
+# grading scale: batch 32 (16 for DINO and 05), 2 global + 2 local crops for DINO
 EXPECTED_VIEWS = {
     "01_simclr_ntxent": [(32, 3, 32, 32)] * 2,
     "02_moco_queue": [(32, 3, 32, 32)] * 2,
     "03_mae_masking": [(32, 3, 32, 32)],
     "04_dino_self_distillation": [(16, 3, 32, 32)] * 2 + [(16, 3, 16, 16)] * 2,
+    "05_paradigms_and_segments": [(16, 3, 32, 32)],
 }
 
 

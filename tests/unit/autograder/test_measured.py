@@ -18,7 +18,8 @@ def test_the_committed_tables_agree_with_the_records():
     assert measured.check(COURSE_DIR) == []
     tagged = measured.expected_texts(COURSE_DIR)
     assert {p.stem for p in tagged} >= {"README", "01_simclr_ntxent", "02_moco_queue",
-                                         "03_mae_masking", "04_dino_self_distillation"}
+                                         "03_mae_masking", "04_dino_self_distillation",
+                                         "05_paradigms_and_segments"}
 
 
 def test_every_record_has_its_provenance():
@@ -98,7 +99,7 @@ def test_a_record_without_random_init_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("notebook", ["01_simclr_ntxent", "02_moco_queue", "03_mae_masking",
-                                      "04_dino_self_distillation"])
+                                      "04_dino_self_distillation", "05_paradigms_and_segments"])
 def test_every_master_records_what_it_prints(notebook):
     """Each master hands its figures to course_utils.results once, under its own name
     (benchmarks/fast_mode.py reads nothing else)."""

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from autograder import demo, grader_tools, scoring
-from helpers import (GraderContract, graded_points, master_and_release, score_all, unearned,
-                     with_answers)
+from helpers import (GraderContract, assert_mistake_costs, graded_points, master_and_release,
+                     score_all, with_answers)
 
 pytestmark = pytest.mark.notebook
 
@@ -322,18 +322,9 @@ def test_the_blank_release_is_told_what_is_missing(scored):
                                         for name in table])
 def test_a_known_mistake_loses_its_properties(scored, cell, name):
     [index] = [i for i, row in enumerate(_combined()) if row.get(cell) == name]
-    results = scored[f"mistakes_{index}"]
     _, must, may = VARIANTS[cell][name]
-    failed = _failed(results, CELL[cell])
-    assert must <= failed <= must | may, (name, unearned(results))
-    points = scoring.cell_points(results)[CELL[cell]]
-    if must == ALL[CELL[cell]]:
-        assert points == 0                                   # a fake earns nothing
-    else:
-        assert 0 < points < FULL[CELL[cell]]                 # a partial mistake, partly right
-    for r in results:
-        if r.grade_id == CELL[cell] and not r.earned:        # a message, not a traceback
-            assert r.message and "Traceback" not in r.message
+    assert_mistake_costs(scored[f"mistakes_{index}"], CELL[cell], must, may, FULL[CELL[cell]],
+                         CHECK)
 
 
 def test_a_wrong_patchify_costs_nothing_in_the_loss(scored):
