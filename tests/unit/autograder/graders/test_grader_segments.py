@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder import demo, scoring
-from helpers import (REPO, GraderContract, assert_mistake_costs, graded_points, lost,
+from helpers import (GraderContract, assert_mistake_costs, graded_points, lost,
                      master_and_release, score_all, unearned, with_answers)
 
 ASSIGNMENT = "05_paradigms_and_segments"
@@ -32,11 +32,6 @@ GRADER = scoring.load_grader(ASSIGNMENT)
 CHECK = {p.name: p.check.__name__ for props in GRADER.PROPERTIES.values() for p in props}
 ALL = {grade_id: {p.check.__name__ for p in props}
        for grade_id, props in GRADER.PROPERTIES.items()}
-
-MASTER = REPO / "autograder" / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-RELEASE = REPO / "notebooks" / f"{ASSIGNMENT}.ipynb"
-needs_master = pytest.mark.skipif(not (MASTER.exists() and RELEASE.exists()),
-                                  reason="the master or release of notebook 05 is not there")
 
 # ============================================================================ known mistakes
 # Each: the whole answer cell, the properties it must fail and those it may fail (by the
@@ -354,7 +349,6 @@ def test_the_tables_name_real_properties_and_cells():
 # ============================================================================ scoring
 
 
-@needs_master
 @pytest.mark.notebook
 class TestContract(GraderContract):
     ASSIGNMENT, GRADER, FULL = ASSIGNMENT, GRADER, FULL
@@ -363,8 +357,6 @@ class TestContract(GraderContract):
 @pytest.fixture(scope="module")
 def scored():
     """label -> PropertyResults, every submission scored once (two workers at a time)."""
-    if not (MASTER.exists() and RELEASE.exists()):
-        pytest.skip("the master or release of notebook 05 is not there")
     master, release = master_and_release(ASSIGNMENT)
     submissions = {"master": master, "blank": release,
                    "correct": with_answers(master, demo.written_differently(ASSIGNMENT)),
@@ -379,7 +371,6 @@ def _failed(results, grade_id: str) -> set:
     return {CHECK[r.name] for r in results if r.grade_id == grade_id and not r.earned}
 
 
-@needs_master
 def test_points_add_up_to_the_masters_cells():
     master, _ = master_and_release(ASSIGNMENT)
     assert graded_points(master) == FULL
