@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder import demo, grader_tools, scoring
-from helpers import (GraderContract, assert_mistake_costs, graded_points, master_and_release,
+from helpers import (GraderContract, assert_mistake_costs, master_and_release,
                      score_all, with_answers)
 
 pytestmark = pytest.mark.notebook
@@ -296,11 +296,8 @@ def _failed(results, grade_id: str) -> set:
     return {CHECK[r.name] for r in results if r.grade_id == grade_id and not r.earned}
 
 
-def test_points_add_up_to_the_masters_cells():
-    master, _ = master_and_release(ASSIGNMENT)
-    points = graded_points(master)
-    assert points == FULL
-    assert {g: sum(p.points for p in props) for g, props in GRADER.PROPERTIES.items()} == FULL
+def test_every_property_has_a_check_of_its_own():
+    """(The points adding up is GraderContract's.)"""
     assert len(CHECK) == sum(len(props) for props in GRADER.PROPERTIES.values())
 
 
