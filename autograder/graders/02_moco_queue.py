@@ -441,10 +441,12 @@ def _logit_inputs(rng, N=None, K=None, C=None):
     while K == N != 1:
         K = int(rng.integers(3, 61))
     C = C or int(rng.integers(3, 17))
-    q = _unit(rng, N, C)
-    k = _normalize(q + 0.6 * rng.standard_normal((N, C))).astype(F32)
-    queue = _unit(rng, K, C)
-    return q, k, queue
+    while True:       # logits that differ clearly, so a constant answer is told from a right one
+        q = _unit(rng, N, C)
+        k = _normalize(q + 0.6 * rng.standard_normal((N, C))).astype(F32)
+        queue = _unit(rng, K, C)
+        if np.ptp(_reference_logits(q, k, queue, 1.0)) > 0.1:
+            return q, k, queue
 
 
 def _reference_logits(q, k, queue, tau):

@@ -373,3 +373,13 @@ def test_reference_ring_buffer_is_a_fifo():
             if len(history) >= size:
                 assert np.array_equal(order, np.array(newest))
             assert ring.ptr == ptr
+
+
+def test_drawn_logits_are_never_near_constant():
+    """A right answer must not read as "constant logits" by the luck of the draw: one query
+    and one queue key (2 logits) once gave q . k within 1e-3 tau of q . queue (CI, seed
+    unknown). Every draw's logits now spread by more than 0.1 before dividing by tau."""
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        q, k, queue = grader._logit_inputs(rng, N=1, K=1)
+        assert np.ptp(grader._reference_logits(q, k, queue, 1.0)) > 0.1
