@@ -49,8 +49,10 @@ test-main: setup
 		-p no:cacheprovider --durations=15
 
 ## Colab's stack: a second environment at every floor of pyproject.toml (.ci/floor.txt:
-## the oldest torch, ipywidgets 7), running the widgets, the visible checks and every
-## master notebook in fast mode.
+## the oldest torch, ipywidgets 7), running the widgets, the visible checks, the hand-on
+## of encoders, and every cell of every master notebook in grading mode (each training
+## stops after 2 steps: the floor checks that the code runs there; test-main checks in
+## fast mode that it learns).
 FLOOR      := .ci/floor.txt
 FLOOR_VENV ?= .venv-floor
 FLOOR_PY   := $(FLOOR_VENV)/bin/python
@@ -71,7 +73,10 @@ test-floor: floor-env
 		tests/unit/course_utils/checks/test_checks_moco.py \
 		tests/unit/course_utils/checks/test_checks_mae.py \
 		tests/unit/course_utils/checks/test_checks_dino.py \
-		autograder/source --nbval-lax --nbval-current-env \
+		tests/unit/course_utils/checks/test_checks_segments.py \
+		tests/unit/course_utils/test_handoff.py tests/unit/course_utils/test_segments.py \
+		-p no:cacheprovider
+	COURSE_MODE=grading $(FLOOR_PY) -m pytest autograder/source --nbval-lax --nbval-current-env \
 		-p no:cacheprovider
 
 ## Unit tests only (seconds).

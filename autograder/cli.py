@@ -7,6 +7,7 @@ module.
     python -m autograder autograde 01_simclr_ntxent [--workers 2]
     python -m autograder feedback 01_simclr_ntxent
     python -m autograder export --to grades.csv
+    python -m autograder gradescope 01_simclr_ntxent build/gradescope_01.zip
     python -m autograder demo                   # grade the reference submissions (build/demo/)
 
 nbgrader does the work (generate_assignment, zip_collect, autograde, generate_feedback,
@@ -25,7 +26,7 @@ from .course import (
     submitted_students)
 from .demo import demo
 from .grading import autograde
-from . import links, measured
+from . import gradescope, links, measured
 from .publish import publish
 from .release import check_release, release
 from .reports import export, feedback, summary_table
@@ -70,6 +71,13 @@ def parse_args(argv=None):
     p.add_argument("out_dir", type=Path)
     p.add_argument("--repo-url", default=None,
                    help="where students get it (default: pyproject.toml's [project.urls] Repository)")
+
+    p = commands.add_parser("gradescope", help="write a Gradescope autograder zip")
+    p.add_argument("assignment")
+    p.add_argument("out_zip", type=Path)
+    p.add_argument("--visibility", default="after_published",
+                   help="of each test's result: hidden, after_due_date, after_published "
+                        "(default) or visible")
 
     p = commands.add_parser("demo", help="grade the reference submissions in build/demo/")
     p.add_argument("--work-dir", type=Path, default=REPO_DIR / "build" / "demo")
@@ -141,6 +149,11 @@ def main(argv=None) -> int:
             files = publish(course, args.out_dir, url)
             print(f"wrote {len(files)} files for students in {args.out_dir.resolve()} "
                   f"(pointed at {url}); no line of a solution or of the grader is among them")
+        elif args.command == "gradescope":
+            [assignment] = pick_assignments(course, args.assignment)
+            path = gradescope.build(course, assignment, args.out_zip, args.visibility)
+            print(f"wrote {path}: upload it as the autograder of {assignment} on Gradescope "
+                  f"(Ubuntu base image)")
         elif args.command == "demo":
             return demo(course, args.work_dir)
     except CourseError as error:

@@ -311,6 +311,9 @@ class Started:
         return {"bwrap_pid": self.process.pid, "child_pid": self.child_pid,
                 "pid_namespace": self.pid_namespace, "cgroups": self.cgroups}
 
+    def cleanup(self) -> list[str]:
+        return cleanup(self.record())
+
 
 def start(command: list[str], private: Path, limits: Limits = Limits(),
           files: dict[str, str] | None = None, passed_env: dict | None = None,

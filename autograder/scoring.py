@@ -112,8 +112,10 @@ def run_property(prop: Property, grade_id: str, worker, seed: int) -> PropertyRe
 
 
 def score_notebook(submission: dict, release: dict, grader, limits=None,
-                   timeout: float = 60, seed: int | None = None) -> list[PropertyResult]:
-    """Every property of every graded cell, for one submission, in a worker of its own.
+                   timeout: float = 60, seed: int | None = None,
+                   contained: bool = False) -> list[PropertyResult]:
+    """Every property of every graded cell, for one submission, in a worker of its own
+    (sandboxed; ``contained``: a process of its own user, where no sandbox can be made).
     A worker that died is started again for the next graded cell."""
     from . import sandbox
     seed = secrets.randbits(32) if seed is None else seed
@@ -125,7 +127,8 @@ def score_notebook(submission: dict, release: dict, grader, limits=None,
             if worker is None or worker.dead:
                 if worker is not None:
                     worker.close()
-                worker = worker_client.Worker(limits or sandbox.Limits(), timeout)
+                worker = worker_client.Worker(limits or sandbox.Limits(), timeout,
+                                              contained=contained)
                 try:
                     check_setup(worker.load(sources), setup)
                 except worker_client.WorkerError as error:

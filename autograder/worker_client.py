@@ -63,18 +63,25 @@ class _Deadline:
 
 
 class Worker:
-    """One sandboxed worker for one submission."""
+    """One worker for one submission: in the sandbox, or with ``contained`` (no bubblewrap
+    where the grader runs, a container is the isolation) as a process of its own user
+    (contained.py)."""
 
     def __init__(self, limits: "sandbox.Limits" = sandbox.Limits(), timeout: float = 60,
-                 channel_limits: channel.Limits = channel.Limits()):
+                 channel_limits: channel.Limits = channel.Limits(), contained: bool = False):
         self.limits, self.timeout, self.channel_limits = limits, timeout, channel_limits
         self.private = Path(tempfile.mkdtemp(prefix="score-worker-"))
-        files = {f"{INSIDE}/score_worker.py": str(HERE / "score_worker.py"),
-                 f"{INSIDE}/channel.py": str(HERE / "channel.py")}
-        self.started = sandbox.start(
-            [sys.executable, "-E", "-s", f"{INSIDE}/score_worker.py"], self.private, limits,
-            files=files, passed_env=grading_env(), stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if contained:
+            from . import contained as plain
+            self.started = plain.start(HERE / "score_worker.py", [HERE / "channel.py"],
+                                       self.private, limits, grading_env(), **pipes)
+        else:
+            files = {f"{INSIDE}/score_worker.py": str(HERE / "score_worker.py"),
+                     f"{INSIDE}/channel.py": str(HERE / "channel.py")}
+            self.started = sandbox.start(
+                [sys.executable, "-E", "-s", f"{INSIDE}/score_worker.py"], self.private,
+                limits, files=files, passed_env=grading_env(), **pipes)
         process = self.started.process
         os.set_blocking(process.stdin.fileno(), False)
         self.dead = False
@@ -148,7 +155,7 @@ class Worker:
         if process.poll() is None:
             process.kill()
         process.wait()
-        notes = sandbox.cleanup(self.started.record())
+        notes = self.started.cleanup()
         for stream in (process.stdin, process.stdout):
             try:
                 stream.close()

@@ -569,12 +569,17 @@ def decoder_gradients(worker, rng):
     if not state["parameters"] or missing:
         raise AssertionError(f"{call}: no gradient reached the parameters {missing[:4]}: every "
                              f"layer should take part in the output")
-    direction = rng.standard_normal(h.shape)
-    eps = 1e-5
-    plus = as_array(worker.call("", h + eps * direction, on=name, as_torch=True), call)
-    minus = as_array(worker.call("", h - eps * direction, on=name, as_torch=True), call)
-    slope = float(((plus - minus) * weights).sum() / (2 * eps))
-    if not math.isclose(slope, float((grad * direction).sum()), rel_tol=1e-4, abs_tol=1e-6):
+
+    def slope_matches(direction, eps=1e-5):
+        plus = as_array(worker.call("", h + eps * direction, on=name, as_torch=True), call)
+        minus = as_array(worker.call("", h - eps * direction, on=name, as_torch=True), call)
+        slope = float(((plus - minus) * weights).sum() / (2 * eps))
+        return math.isclose(slope, float((grad * direction).sum()), rel_tol=1e-4, abs_tol=1e-6)
+
+    # a ReLU's kink between h - eps v and h + eps v spoils one difference now and then
+    # (2 in 1000 draws of the master): a right gradient matches along one of three directions,
+    # a wrong one along none
+    if not any(slope_matches(rng.standard_normal(h.shape)) for _ in range(3)):
         raise AssertionError(f"{call}: the gradient that reaches h is not the gradient of the "
                              f"output")
 
