@@ -4,7 +4,8 @@ module.
     python -m autograder release --all          # records -> measured figures; masters -> notebooks/
     python -m autograder check-release          # exit 1 when notebooks/ or the figures are out of date
     python -m autograder collect SUBMISSIONS.zip --assignment 01_simclr_ntxent
-    python -m autograder autograde 01_simclr_ntxent [--workers 2]
+    python -m autograder autograde 01_simclr_ntxent [--workers 2] [--shard K/N]
+    python -m autograder merge 01_simclr_ntxent SHARD_DIR...   # shards' gradings -> this course
     python -m autograder feedback 01_simclr_ntxent
     python -m autograder export --to grades.csv
     python -m autograder gradescope 01_simclr_ntxent build/gradescope_01.zip
@@ -26,7 +27,7 @@ from .course import (
     submitted_students)
 from .demo import demo
 from .grading import autograde
-from . import gradescope, links, measured
+from . import gradescope, links, measured, shards
 from .publish import publish
 from .release import check_release, release
 from .reports import export, feedback, summary_table
@@ -60,6 +61,13 @@ def parse_args(argv=None):
                    help="submissions graded at the same time (default 1; on a 2-core machine 2)")
     p.add_argument("--resume", action="store_true",
                    help="skip submissions graded successfully before and unchanged since")
+    p.add_argument("--shard", metavar="K/N",
+                   help="grade only the K-th of N stable slices of the students (a machine "
+                        "of a pool; then `merge`)")
+
+    p = commands.add_parser("merge", help="fold shards' gradings into this course")
+    p.add_argument("assignment")
+    p.add_argument("shard_dirs", nargs="+", type=Path, help="the shards' course folders")
 
     p = commands.add_parser("feedback", help="nbgrader generate_feedback (HTML in feedback/)")
     p.add_argument("assignment", nargs="?")
@@ -118,23 +126,40 @@ def main(argv=None) -> int:
                   + (f", skipped {len(collected.skipped)} (listed above)" if collected.skipped else ""))
         elif args.command == "autograde":
             assignments = pick_assignments(course, args.assignment)
+            shard = shards.parse_shard(args.shard) if args.shard else None
+            if shard and not args.assignment:
+                raise CourseError("--shard grades one assignment: name it")
             results = []
             for assignment in assignments:
                 students = submitted_students(course, assignment)
                 if args.student:  # named students; for a named assignment, even without submission
                     students = args.student if args.assignment else [s for s in args.student if s in students]
+                if shard:
+                    students = shards.students_of(students, *shard)
+                    print(f"shard {args.shard}: {len(students)} students")
+                    if not students:
+                        shards.write_manifest(course, assignment, args.shard, [])
                 if not students:
                     if args.assignment:
                         print(f"{assignment}: no submissions in {course / 'submitted'}")
                     continue
                 print(f"{assignment}: autograding {len(students)} submissions")
-                results += autograde(course, assignment, students, timeout=args.timeout,
-                                     workers=args.workers, regrade=not args.resume)
+                graded = autograde(course, assignment, students, timeout=args.timeout,
+                                   workers=args.workers, regrade=not args.resume)
+                if shard:
+                    shards.write_manifest(course, assignment, args.shard, graded)
+                results += graded
             if results:
                 print(summary_table(results))
                 print(f"per-student logs and autograde.csv: {course / 'reports'}")
             if args.strict and not all(r.ok for r in results):
                 return 1
+        elif args.command == "merge":
+            [assignment] = pick_assignments(course, args.assignment)
+            outcome = shards.merge(course, assignment, args.shard_dirs)
+            print(f"merged {len(outcome)} students into {course}: {sum(outcome.values())} "
+                  f"graded, {len(outcome) - sum(outcome.values())} failed (their reasons: "
+                  f"{course / 'reports' / assignment / 'autograde.csv'})")
         elif args.command == "feedback":
             for assignment in pick_assignments(course, args.assignment):
                 if submitted_students(course, assignment):

@@ -222,12 +222,12 @@ def grade(root: Path, kit: Path, config: dict) -> dict:
 
 def write_results(root: Path, results: dict) -> Path:
     """results.json, written whole or not at all."""
-    folder = root / "results"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "results.json.tmp"
+    path = root / "results" / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("results.json.tmp")
     tmp.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(folder / "results.json")
-    return folder / "results.json"
+    tmp.replace(path)
+    return path
 
 
 def run(root: Path, kit: Path) -> Path:
