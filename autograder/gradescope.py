@@ -38,8 +38,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 apt-get update -qq
 apt-get install -y -qq python3 python3-pip bubblewrap >/dev/null
+export PIP_BREAK_SYSTEM_PACKAGES=1     # Ubuntu 24.04's Python refuses pip otherwise (PEP 668)
 PIP="python3 -m pip install --quiet"
-$PIP --upgrade pip || $PIP --break-system-packages --upgrade pip
 # torch's CPU build (a grading container has no GPU), then the course's helpers
 $PIP --index-url https://download.pytorch.org/whl/cpu torch torchvision
 $PIP ./kit/course "nbformat>=5.9"
