@@ -360,11 +360,15 @@ def trusted_scores(course_dir: Path, assignment: str, student: str, grader,
     """Properties of the submission's answers, checked by the grader outside the kernel
     (scoring.py); also written to reports/<assignment>/<student>.properties.txt."""
     from . import safe_files
+    from . import sandbox
     from . import scoring
     [path] = sorted((Path(course_dir) / "submitted" / student / assignment).glob("*.ipynb"))[:1]
     release = read_notebook(Path(course_dir) / "release" / assignment / path.name)
+    # in the sandbox wherever bubblewrap runs (COURSE_SANDBOX=off included); elsewhere a
+    # process of its own (contained.py), as the kernel's run is then not isolated either
     results = scoring.score_notebook(read_notebook(path), release, grader, settings.limits,
-                                     settings.call_timeout)
+                                     settings.call_timeout,
+                                     contained=not sandbox.available()[0])
     lines = [f"{r.grade_id}: {r.name}: {r.earned:g}/{r.points:g}"
              + (f" ({r.message})" if r.message else "") for r in results]
     safe_files.write_text(Path(course_dir) / "reports" / assignment / f"{student}.properties.txt",

@@ -622,6 +622,19 @@ def test_grading_without_isolation_says_so(fixture_course, tmp_path, monkeypatch
         grading.isolation(fixture_course)
 
 
+def test_grading_where_bubblewrap_cannot_run_still_scores(fixture_course, tmp_path,
+                                                           monkeypatch):
+    """No bubblewrap (a laptop, a container): the kernel runs unisolated, with the warning,
+    and the trusted scorer's worker as a process of its own (contained.py)."""
+    from autograder import sandbox
+    monkeypatch.setattr(sandbox, "bwrap", lambda: None)          # as if not installed
+    master = course.read_notebook(course.master_notebooks(fixture_course, FIXTURE)[0])
+    course.write_notebook(master, tmp_path / "nobwrap" / "n_nobwrap.ipynb")
+    collect.collect(fixture_course, tmp_path / "nobwrap", FIXTURE)
+    [result] = grading.autograde(fixture_course, FIXTURE, ["n_nobwrap"], echo=lambda *_: None)
+    assert result.ok and result.trusted and not result.isolated and result.score == 3
+
+
 def test_loops_floods_and_edited_tests(fixture_course, tmp_path, monkeypatch):
     """An endless loop is interrupted after the cell timeout, a flood of output is cut, an
     edited test cell is replaced by the master's: each gets what its answers earn."""
