@@ -62,9 +62,10 @@ def read_manifest(shard_dir: Path, assignment: str) -> dict:
         manifest = json.loads(safe_files.read_regular(path, 64 * 2**20))
     except (OSError, ValueError, safe_files.UnsafePath) as error:
         raise CourseError(f"{shard_dir}: no shard of {assignment} ({path}: {error})") from None
-    students = manifest.get("students") if isinstance(manifest, dict) else None
-    if manifest.get("assignment") != assignment or not isinstance(students, dict):
+    if not isinstance(manifest, dict) or manifest.get("assignment") != assignment \
+            or not isinstance(manifest.get("students"), dict):
         raise CourseError(f"{path} is not a shard of {assignment}")
+    students = manifest["students"]
     bad = [s for s in students if safe_files.student_id_problem(s)]
     if bad:
         raise CourseError(f"{path} names students that cannot be: {bad[:3]}")
@@ -162,7 +163,7 @@ def merge(course_dir: Path, assignment: str, shard_dirs: list[Path], echo=print)
     for folder, manifest in manifests:
         shard_state = grading.load_state(folder, assignment)
         for student, how in sorted(manifest["students"].items()):
-            ok = bool(how.get("ok")) and student in shard_state
+            ok = isinstance(how, dict) and how.get("ok") is True and student in shard_state
             if ok:
                 for top in ("autograded", "feedback"):
                     copy_tree(folder, course_dir, Path(top) / student / assignment)

@@ -94,3 +94,15 @@ def test_two_shards_merged_give_the_grades_of_one_batch(tmp_path):
 
     with pytest.raises(course.CourseError, match="two shards"):
         shards.merge(pooled, FIXTURE, shard_dirs + [shard_dirs[0]], echo=lambda *_: None)
+
+
+@pytest.mark.parametrize("manifest", ['[]', '{"assignment": "other", "students": {}}',
+                                      '{"assignment": "00_fixture", "students": []}',
+                                      '{"assignment": "00_fixture", "students": {"../x": {}}}'],
+                         ids=["a list", "another assignment", "no students", "a bad id"])
+def test_a_manifest_that_is_not_a_shard_is_refused(tmp_path, manifest):
+    folder = tmp_path / "reports" / FIXTURE
+    folder.mkdir(parents=True)
+    (folder / shards.MANIFEST).write_text(manifest)
+    with pytest.raises(course.CourseError):
+        shards.read_manifest(tmp_path, FIXTURE)
