@@ -6,8 +6,8 @@ unmodified release (0 on every exercise), the release filled with the demo's cor
 answers written differently and saved by Colab (full marks), its wrong variants of
 autograder/demo_submissions/<assignment>.py in one notebook (only those exercises lose
 points); the fixture's batch also grades one with a duplicated graded cell (fails, and the
-batch goes on) and the kernel routes, notebook 01's a patched comparison. Then feedback and the grades CSV are
-checked. Each wrong variant alone, and many more mistakes, are scored property by property
+batch goes on) and the kernel routes, notebook 01's a patched comparison. Then feedback
+and the grades CSV are checked. Each wrong variant alone, and many more mistakes, are scored property by property
 in tests/test_grader_*.py.
 """
 import copy
@@ -202,9 +202,9 @@ def batch(request, tmp_path_factory):
     release.generate(course_dir, assignment)
 
     folder = work / "submissions"
-    # four submissions a course assignment (12 s each): written-differently answers and
-    # blanks are scored property by property in tests/unit/autograder/graders/, and the
-    # structural failure of a duplicated cell is the same whatever the assignment
+    # four submissions a course assignment (about 19 s each): the written-differently
+    # answers go in the Colab-saved one, and a duplicated cell, which fails the same way
+    # whatever the assignment, is graded on the fixture alone
     submissions = demo.reference_submissions(course_dir, assignment, folder)
     master = course.read_notebook(course.master_notebooks(course_dir, assignment)[0])
     submissions["wrong_answers"] = course.write_notebook(
