@@ -4,7 +4,7 @@ each property that failed with how often and its last message.
 
     .venv/bin/python -m tests.grader_draws 02_moco_queue --seeds 1000
 
-(Not part of the test run: 1000 seeds take 4 to 25 minutes a grader on 2 cores. It found
+(Not part of the test run: 1000 seeds take 2 to 26 minutes a grader on 2 cores. It found
 the two draws that failed a master once in a few hundred: 02's logits of one query and
 one key too close to tell from constant, 05's finite difference across a ReLU kink.)
 """
