@@ -162,10 +162,12 @@ def isolation() -> tuple[bool, str]:
     """(contained, what the results say): the sandbox where bubblewrap runs, else a process
     of its own user (contained.py); COURSE_SANDBOX=required refuses the latter."""
     from . import contained, sandbox
+    from .grading import sandbox_mode
+    mode = sandbox_mode()
     ok, why = sandbox.available()
-    if ok and os.environ.get("COURSE_SANDBOX", "auto").lower() != "off":
+    if ok and mode != "off":
         return False, "Your code ran in the grader's sandbox."
-    if os.environ.get("COURSE_SANDBOX", "auto").lower() == "required":
+    if mode == "required":
         raise RuntimeError(f"COURSE_SANDBOX=required, but {why}")
     dropped, not_dropped = contained.can_drop()
     if dropped:

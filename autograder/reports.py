@@ -51,19 +51,26 @@ REPORT_COLUMNS = ["student", "status", "score", "max_score", "lost_points_on", "
                   "reason", "notes", "suspicious", "isolated", "gradebook", "log"]
 
 
+def report_rows(course_dir: Path, assignment: str) -> dict[str, dict]:
+    """student -> row of reports/<assignment>/autograde.csv ({} when there is none yet);
+    rows whose student id could not be one are left out."""
+    from . import safe_files
+    report = Path(course_dir) / "reports" / assignment / "autograde.csv"
+    try:
+        text = safe_files.read_regular(report, 256 * 2**20).decode("utf-8", errors="replace")
+    except (OSError, safe_files.UnsafePath):
+        return {}
+    return {row["student"]: row for row in csv.DictReader(text.splitlines())
+            if safe_files.student_id_problem(row.get("student") or "") is None}
+
+
 def write_report(course_dir: Path, assignment: str, results: list[GradeResult],
                  changes: dict[str, str] | None = None) -> Path:
     """reports/<assignment>/autograde.csv: one row per student, updated by each run; the
     'gradebook' column says, for every row, what changed in the gradebook since grading."""
     from . import safe_files
     report = Path(course_dir) / "reports" / assignment / "autograde.csv"
-    rows = {}
-    try:
-        text = safe_files.read_regular(report, 256 * 2**20).decode("utf-8", errors="replace")
-        rows = {row["student"]: row for row in csv.DictReader(text.splitlines())
-                if safe_files.student_id_problem(row.get("student") or "") is None}
-    except (OSError, safe_files.UnsafePath):
-        pass
+    rows = report_rows(course_dir, assignment)
     for r in results:
         rows[r.student] = dict(zip(REPORT_COLUMNS, [
             r.student, "ok" if r.ok else "failed", r.score, r.max_score, " ".join(r.lost),

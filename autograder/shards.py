@@ -13,7 +13,6 @@ shard as a Slurm array task or a CI matrix job.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
@@ -131,15 +130,9 @@ def copy_grades(shard_dir: Path, course_dir: Path, assignment: str, student: str
 def merge_reports(shard_dir: Path, course_dir: Path, assignment: str, students: set) -> None:
     """The shard's rows of autograde.csv replace the course's rows of the same students."""
     from . import reports, safe_files
-    def rows(folder):
-        path = Path(folder) / "reports" / assignment / "autograde.csv"
-        try:
-            text = safe_files.read_regular(path, 256 * 2**20).decode("utf-8", "replace")
-        except (OSError, safe_files.UnsafePath):
-            return {}
-        return {r["student"]: r for r in csv.DictReader(text.splitlines())}
-    merged = rows(course_dir)
-    merged.update({s: r for s, r in rows(shard_dir).items() if s in students})
+    merged = reports.report_rows(course_dir, assignment)
+    merged.update({s: r for s, r in reports.report_rows(shard_dir, assignment).items()
+                   if s in students})
     safe_files.write_csv(Path(course_dir) / "reports" / assignment / "autograde.csv",
                          reports.REPORT_COLUMNS,
                          [{k: merged[s].get(k, "") for k in reports.REPORT_COLUMNS}

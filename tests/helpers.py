@@ -162,6 +162,15 @@ class GraderContract:
         assert scoring.cell_points(scored["blank"]) == {grade_id: 0 for grade_id in self.FULL}
 
 
+def contract_submissions(assignment: str) -> tuple[dict, dict, dict]:
+    """The master, the release, and the three submissions GraderContract scores: "master",
+    "blank" (the release as it is) and "correct" (the demo's answers written differently)."""
+    from autograder import demo
+    master, release = master_and_release(assignment)
+    return master, release, {"master": master, "blank": release,
+                             "correct": with_answers(master, demo.written_differently(assignment))}
+
+
 def assert_mistake_costs(results, grade_id: str, must: set, may: set, full: float,
                          check_of: dict[str, str]) -> None:
     """A known mistake in the cell of ``grade_id`` fails the checks ``must`` (names of the

@@ -21,7 +21,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from autograder import demo, scoring
-from helpers import GraderContract, lost, master_and_release, score_all, with_answers
+from helpers import GraderContract, lost, contract_submissions, score_all, with_answers
 
 ASSIGNMENT = "04_dino_self_distillation"
 FULL = {"test_multicrop_transform": 2.0, "test_dino_head": 3.0, "test_dino_loss": 4.0,
@@ -299,9 +299,7 @@ def test_every_known_mistake_is_tried_and_names_real_properties():
 
 @pytest.fixture(scope="module")
 def scored():
-    master, release = master_and_release(ASSIGNMENT)
-    notebooks = {"master": master, "blank": release,
-                 "correct": with_answers(master, demo.written_differently(ASSIGNMENT))}
+    master, release, notebooks = contract_submissions(ASSIGNMENT)
     for i, row in enumerate(variant_rows()):
         notebooks[f"variants_{i}"] = with_answers(
             master, {g: variant_source(g, name) for g, name in row.items()})

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder import demo, grader_tools, scoring
-from helpers import (GraderContract, assert_mistake_costs, master_and_release,
+from helpers import (GraderContract, assert_mistake_costs, contract_submissions,
                      score_all, with_answers)
 
 pytestmark = pytest.mark.notebook
@@ -281,9 +281,7 @@ class TestContract(GraderContract):
 @pytest.fixture(scope="module")
 def scored():
     """label -> PropertyResults, every submission scored once (two workers at a time)."""
-    master, release = master_and_release(ASSIGNMENT)
-    correct = with_answers(master, demo.written_differently(ASSIGNMENT))
-    submissions = {"master": master, "blank": release, "correct": correct}
+    master, release, submissions = contract_submissions(ASSIGNMENT)
     submissions.update({f"demo_wrong_{cell}": with_answers(master, {cell: source})
                         for cell, source in demo.wrong_variants(ASSIGNMENT).items()})
     for i, row in enumerate(_combined()):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder import demo, scoring
-from helpers import GraderContract, lost, master_and_release, score_all, with_answers
+from helpers import GraderContract, lost, contract_submissions, score_all, with_answers
 
 ASSIGNMENT = "02_moco_queue"
 FULL = {"test_momentum_update": 3.0, "test_key_queue": 4.0, "test_moco_logits": 3.0,
@@ -237,10 +237,8 @@ class TestContract(GraderContract):
 
 @pytest.fixture(scope="module")
 def scored():
-    master, release = master_and_release(ASSIGNMENT)
-    notebooks = {"master": master, "blank": release,
-                 "correct": with_answers(master, demo.written_differently(ASSIGNMENT)),
-                 "wrong": with_answers(master, demo.wrong_variants(ASSIGNMENT))}
+    master, release, notebooks = contract_submissions(ASSIGNMENT)
+    notebooks["wrong"] = with_answers(master, demo.wrong_variants(ASSIGNMENT))
     for i, row in enumerate(variant_notebooks()):
         notebooks[f"variants_{i}"] = with_answers(
             master, {g: source for g, (_, (source, _, _)) in row.items()})

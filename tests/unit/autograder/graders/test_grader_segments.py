@@ -20,7 +20,7 @@ from torch import nn
 
 from autograder import demo, scoring
 from helpers import (GraderContract, assert_mistake_costs, lost,
-                     master_and_release, score_all, unearned, with_answers)
+                     contract_submissions, score_all, unearned, with_answers)
 
 ASSIGNMENT = "05_paradigms_and_segments"
 FULL = {"test_rotate_batch": 2.0, "test_decoder": 2.0, "test_segmentation_head": 2.0,
@@ -357,10 +357,8 @@ class TestContract(GraderContract):
 @pytest.fixture(scope="module")
 def scored():
     """label -> PropertyResults, every submission scored once (two workers at a time)."""
-    master, release = master_and_release(ASSIGNMENT)
-    submissions = {"master": master, "blank": release,
-                   "correct": with_answers(master, demo.written_differently(ASSIGNMENT)),
-                   "demo_wrong": with_answers(master, demo.wrong_variants(ASSIGNMENT))}
+    master, release, submissions = contract_submissions(ASSIGNMENT)
+    submissions["demo_wrong"] = with_answers(master, demo.wrong_variants(ASSIGNMENT))
     for i, row in enumerate(_combined()):
         submissions[f"mistakes_{i}"] = with_answers(
             master, {cell: VARIANTS[cell][name][0] for cell, name in row.items()})
