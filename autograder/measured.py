@@ -19,7 +19,8 @@ README = REPO_DIR / "README.md"
 TAG = "measured"
 BEGIN = "<!-- measured figures: generated from benchmarks/results/ by `python -m autograder release` -->"
 END = "<!-- end of the measured figures -->"
-ACCURACIES = {"knn": "kNN", "linear": "linear probe"}    # their column headings
+# Column headings of the figures whose record key is short (the rest are their own heading).
+HEADINGS = {"knn": "kNN", "linear": "linear probe", "miou": "promptable decoder, mean IoU"}
 NOT_FIGURES = {"notebook", "mode", "hardware", "dataset", "training_minutes",
                "notebook_minutes", "spread", "runs", "command", "commit", "date", "seeds",
                "title", "note", "device", "seconds", "file", "epochs"}
@@ -85,7 +86,7 @@ def record_table(record: dict) -> str:
     encoders = list(dict.fromkeys([*record["knn"], *record["linear"]]))
     by_encoder = [f for f in _figures(record) if set(record[f]) <= set(encoders)]
     lines = [f"**{title(record)}** ({minutes(record)}). {provenance(record)}.", "",
-             "| encoder | " + " | ".join(ACCURACIES.get(f, f) for f in by_encoder) + " |",
+             "| encoder | " + " | ".join(HEADINGS.get(f, f) for f in by_encoder) + " |",
              "| --- |" + " --- |" * len(by_encoder)]
     lines += [f"| {name} | " + " | ".join(_entry(record, f, name) for f in by_encoder) + " |"
               for name in encoders]

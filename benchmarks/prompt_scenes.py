@@ -78,19 +78,29 @@ def paint(foreground: np.ndarray, rng) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def apart(rng, labels, radius=(0.25, 0.4)) -> list[np.ndarray]:
-    """Shapes of ``labels`` placed where each keeps a pixel of backdrop from the others."""
+def apart(rng, labels, radius=(0.22, 0.35)) -> list[np.ndarray] | None:
+    """Shapes of ``labels``, each a pixel of backdrop away from the others; None when one
+    found no room in 50 tries."""
     from course_utils.segments import outline
     import torch
     masks, taken = [], np.zeros((SIZE, SIZE), bool)
     for label in labels:
-        for _ in range(50):                               # else the last try, touching
-            mask = shape_mask(rng, label, rng.uniform(-0.6, 0.6, 2), rng.uniform(*radius))
+        for _ in range(50):
+            mask = shape_mask(rng, label, rng.uniform(-0.7, 0.7, 2), rng.uniform(*radius))
             grown = mask | outline(torch.as_tensor(mask[None]), 1)[0].numpy()
             if mask.sum() > 8 and not (grown & taken).any():
                 break
+        else:
+            return None
         taken |= grown
         masks.append(mask)
+    return masks
+
+
+def placed(rng, labels) -> list[np.ndarray]:
+    """:func:`apart`, drawn again until every shape has its room."""
+    while (masks := apart(rng, labels)) is None:
+        pass
     return masks
 
 
@@ -99,11 +109,11 @@ def one_scene(kind: str, rng) -> tuple[np.ndarray, list[np.ndarray]]:
     from course_utils.data import OBJECT_CLASSES
     textures = (5, 6, 7)                                   # stripes, checker, dots
     if kind == "four shapes":
-        masks = apart(rng, rng.choice(OBJECT_CLASSES, 4, replace=False))
+        masks = placed(rng, rng.choice(OBJECT_CLASSES, 4, replace=False))
         return paint(np.any(masks, axis=0), rng), masks
     if kind == "like this one":
         a, b = rng.choice(OBJECT_CLASSES, 2, replace=False)
-        masks = apart(rng, [a, a, b, b], radius=(0.28, 0.4))
+        masks = placed(rng, [a, a, b, b])
         return paint(np.any(masks, axis=0), rng), [masks[0] | masks[1], masks[2] | masks[3]]
     label = rng.choice(OBJECT_CLASSES)
     if kind == "two overlapping":
@@ -150,7 +160,7 @@ def decoder_code(namespace: dict) -> dict:
     from notebook_code import code_cells, run_cells
     import ast
     ns, _ = run_cells(NOTEBOOK, verbose=False, until_defined=("DECODER_STEPS",))
-    ns.update(namespace, HAS_MASKS=False, IMAGE_SIZE=SIZE)                  # its training blocks are skipped
+    ns.update(namespace, IMAGE_SIZE=SIZE, HAS_MASKS=False)   # False: its training is skipped
     for i, cell in enumerate(code_cells(NOTEBOOK)):
         tree = ast.parse(cell["source"])
         defined = {node.name for node in tree.body
@@ -166,13 +176,14 @@ def scene_iou(nb: dict, encoders: dict, kind: str, seed: int) -> dict:
     from PIL import Image
     from course_utils import augment, segments
     to_input = augment.to_model_input()
-    (train_images, train_owner, train_masks), (test_images, test_owner, test_masks) = (
-        make_scenes(kind, TRAIN_SCENES, 1000 * seed), make_scenes(kind, TEST_SCENES, 1000 * seed + 1))
+    train_images, train_owner, train_masks = make_scenes(kind, TRAIN_SCENES, 1000 * seed)
+    test_images, test_owner, test_masks = make_scenes(kind, TEST_SCENES, 1000 * seed + 1)
 
     @torch.no_grad()
     def tokens(encoder, images):                           # as the notebook's patch_tokens
         x = torch.stack([to_input(Image.fromarray(a)) for a in images])
-        return torch.cat([encoder.forward_tokens(x[i:i + 250])[:, 1:] for i in range(0, len(x), 250)])
+        return torch.cat([encoder.forward_tokens(x[i:i + 250])[:, 1:]
+                          for i in range(0, len(x), 250)])
 
     nb["train_data"] = SimpleNamespace(masks=train_masks)   # one example per object
     test_objects = torch.as_tensor(test_masks)
