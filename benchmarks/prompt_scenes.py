@@ -247,7 +247,8 @@ def main():
               "dataset": "scenes of the offline shapes",
               "title": (f"05's promptable decoder on scenes of the offline shapes, DINO trained "
                         f"{args.dino_epochs} epochs by notebook 04 (fast mode: 13)"),
-              "note": ("kNN and linear probe: notebook 04's own figures of that run; "
+              "note": ("the kNN and linear-probe columns are notebook 04's own figures of that "
+                       "run; "
                        "'decoder IoU, <scene>': notebook 05's decoder on the frozen tokens of "
                        "DINO's teacher and of the same ViT re-initialised, mean IoU of the mask "
                        "it rates best, one click per object on new scenes "
