@@ -241,8 +241,9 @@ def main():
                                  text=True).stdout
             runs.append(json.loads(out.strip().splitlines()[-1]))
             print(json.dumps(runs[-1]), flush=True)
+    scenes = [] if args.scenes == list(SCENES) else ["--scenes", *(repr(s) for s in args.scenes)]
     command = " ".join(["benchmarks/prompt_scenes.py", "--dino-epochs", str(args.dino_epochs),
-                        "--seeds", *map(str, args.seeds)])
+                        "--seeds", *map(str, args.seeds), *scenes])
     record = {"notebook": NOTEBOOK, "mode": "fast", "hardware": hardware(),
               "dataset": "scenes of the offline shapes",
               "title": (f"05's promptable decoder on scenes of the offline shapes, DINO trained "
