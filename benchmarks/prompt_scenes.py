@@ -30,6 +30,7 @@ seed plus the DINO run: 1 minute at 13 epochs, 10 at 100):
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import json
 import os
@@ -158,7 +159,6 @@ def make_scenes(kind: str, n: int, seed: int):
 def decoder_code(namespace: dict) -> dict:
     """Notebook 05's settings and decoder definitions, without its training cells."""
     from notebook_code import code_cells, run_cells
-    import ast
     ns, _ = run_cells(NOTEBOOK, verbose=False, until_defined=("DECODER_STEPS",))
     ns.update(namespace, IMAGE_SIZE=SIZE, HAS_MASKS=False)   # False: its training is skipped
     for i, cell in enumerate(code_cells(NOTEBOOK)):

@@ -7,8 +7,8 @@ answers written differently and saved by Colab (full marks), its wrong variants 
 autograder/demo_submissions/<assignment>.py in one notebook (only those exercises lose
 points); the fixture's batch also grades one with a duplicated graded cell (fails, and the
 batch goes on) and the kernel routes, notebook 01's a patched comparison. Then feedback
-and the grades CSV are checked. Each wrong variant alone, and many more mistakes, are scored property by property
-in tests/test_grader_*.py.
+and the grades CSV are checked. Each wrong variant alone, and many more mistakes, are
+scored property by property in tests/unit/autograder/graders/test_grader_*.py.
 """
 import copy
 import csv
